@@ -1,0 +1,60 @@
+# plantwatch: `make demo` runs the whole mission, `make test` the test suite; each installs what it needs.
+# Infrastructure targets use Docker Compose when a Docker engine answers, the local stack (no Docker) otherwise.
+
+PYTHON ?= python3
+VENV ?= .venv
+PW := $(VENV)/bin/plantwatch
+DOCKER := $(shell docker info >/dev/null 2>&1 && echo yes)
+COMPOSE := docker compose -f docker-compose.yml
+
+.PHONY: deps system-deps up down status demo test bench lint kafka-up clickhouse-up prometheus-up grafana-up
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+# The local stack's own services need a JDK with Maven (Kafka) and Prometheus; pip brings ClickHouse.
+system-deps:
+	scripts/install-system-deps.sh
+
+ifeq ($(DOCKER),yes)
+deps: $(VENV)/.installed
+else
+deps: $(VENV)/.installed system-deps
+endif
+
+ifeq ($(DOCKER),yes)
+up: deps ; $(COMPOSE) up -d --wait
+down: ; $(COMPOSE) down
+kafka-up: ; $(COMPOSE) up -d --wait kafka
+clickhouse-up: ; $(COMPOSE) up -d --wait clickhouse
+prometheus-up: ; $(COMPOSE) up -d --wait prometheus
+grafana-up: ; $(COMPOSE) up -d --wait grafana
+else
+up: deps ; $(PW) stack up
+down: ; $(PW) stack down
+kafka-up: deps ; $(PW) stack up kafka
+clickhouse-up: deps ; $(PW) stack up clickhouse
+prometheus-up: deps ; $(PW) stack up prometheus
+grafana-up:
+	@echo "Grafana needs Docker (no Docker engine answers here) or a Grafana 11.6 install of your own." >&2
+	@echo "Provisioning to mount or copy: $(CURDIR)/grafana/provisioning (datasources, dashboards, alerting)." >&2
+	@exit 1
+endif
+
+status: deps ; $(PW) stack status
+
+demo: deps
+	$(PW) demo
+
+test: deps system-deps
+	$(VENV)/bin/python -m pytest
+
+bench: deps
+	for script in bench/*.py; do $(VENV)/bin/python $$script || exit 1; done
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .

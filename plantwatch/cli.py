@@ -1,0 +1,86 @@
+"""The `plantwatch` command line: one entry point for the stack, the pipeline's apps and the demo."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from plantwatch.settings import get_settings
+from plantwatch.stack import Stack, StackError
+
+app = typer.Typer(
+    help="Real-time monitoring and alerting for industrial machines.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+stack_app = typer.Typer(help="The local stack: Kafka, ClickHouse and Prometheus on loopback.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+console = Console(stderr=True)
+
+Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).", show_default=False)]
+
+
+def _stack(names: list[str] | None) -> Stack:
+    try:
+        return Stack(get_settings(), names)
+    except StackError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@stack_app.command("up")
+def stack_up(services: Services = None, timeout: float = 180.0) -> None:
+    """Start the local services (a no-op for those already running) and wait until each answers."""
+    stack = _stack(services)
+    began = time.monotonic()
+    try:
+        with console.status("starting the stack") as spinner:
+            started = stack.up(timeout=timeout, progress=lambda msg: spinner.update(msg))
+    except StackError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    took = time.monotonic() - began
+    console.print(f"started {', '.join(started)} in {took:.1f}s" if started else "already up")
+    _print_status(stack)
+
+
+@stack_app.command("down")
+def stack_down(services: Services = None) -> None:
+    """Stop the processes `stack up` started (by PID); data stays in the state folder."""
+    stopped = _stack(services).down()
+    console.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+def _print_status(stack: Stack) -> bool:
+    table = Table("service", "state", "address", "pid", "memory (MiB)")
+    colours = {"running": "green", "starting": "yellow", "dead": "red", "stopped": "dim"}
+    statuses = stack.status()
+    for st in statuses:
+        state = f"[{colours[st.state]}]{st.state}[/]"
+        table.add_row(st.name, state, st.address, str(st.pid or "-"), str(st.rss_mb or "-"))
+    Console().print(table)
+    return all(st.state == "running" for st in statuses)
+
+
+@stack_app.command("status")
+def stack_status(services: Services = None) -> None:
+    """Show each service, its address, PID and memory; exit 1 unless all are running."""
+    if not _print_status(_stack(services)):
+        raise typer.Exit(1)
+
+
+@stack_app.command("logs")
+def stack_logs(service: str, lines: Annotated[int, typer.Option("-n")] = 50) -> None:
+    """Print the last lines of a service's log."""
+    stack = _stack([service])
+    log = stack.service(service)
+    console.print(f"[dim]{log.log_file}[/]")
+    print(log.log_tail(lines))
+
+
+if __name__ == "__main__":
+    app()

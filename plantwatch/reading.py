@@ -1,0 +1,137 @@
+"""The reading: its fields, its wire format on Kafka and its columns in ClickHouse, defined once.
+
+Wire format (schema version 1): one Kafka message carries the readings of one machine at one instant, as JSON
+(orjson), keyed by machine id so that each machine's readings keep their order within a partition::
+
+    {"v": 1, "machine_id": "L1-M01", "ts": 1764291600000,
+     "readings": [{"sensor_id": "temp", "kind": "temperature", "value": 71.3, "unit": "C", "seq": 42}, ...]}
+
+``ts`` is the event time in UTC epoch milliseconds; ``seq`` counts each sensor's readings from 0 so that gaps and
+duplicates can be seen downstream. A row in ClickHouse is one reading (see ``COLUMNS``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+import orjson
+
+SCHEMA_VERSION = 1
+SUPPORTED_VERSIONS = frozenset({1})
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_READINGS_PER_MESSAGE = 256
+# Identifiers (machine, sensor, kind, unit) are plain tokens: they become partition keys, labels and file names.
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+UNIT = re.compile(r"[A-Za-z0-9%/°._ -]{0,16}")
+
+
+class SensorKind(StrEnum):
+    TEMPERATURE = "temperature"
+    VIBRATION = "vibration"
+    PRESSURE = "pressure"
+    CURRENT = "current"
+    SPEED = "speed"
+    FLOW = "flow"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    clickhouse_type: str
+    codec: str = ""
+
+
+# The raw table's columns, in insert order (ingested_at is filled by ClickHouse).
+COLUMNS: tuple[Column, ...] = (
+    Column("machine_id", "LowCardinality(String)"),
+    Column("sensor_id", "LowCardinality(String)"),
+    Column("sensor_kind", "LowCardinality(String)"),
+    Column("value", "Float64", "CODEC(Gorilla, ZSTD(1))"),
+    Column("unit", "LowCardinality(String)"),
+    Column("event_time", "DateTime64(3, 'UTC')", "CODEC(DoubleDelta, ZSTD(1))"),
+    Column("seq", "UInt64", "CODEC(DoubleDelta, ZSTD(1))"),
+    Column("schema_version", "UInt8"),
+)
+COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    machine_id: str
+    sensor_id: str
+    kind: str
+    value: float
+    unit: str
+    ts_ms: int
+    seq: int
+    schema_version: int = SCHEMA_VERSION
+
+
+class InvalidMessage(ValueError):
+    """A message that does not follow the wire format; ``reason`` is a short stable code for metrics."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+def encode(machine_id: str, ts_ms: int, readings: list[dict]) -> bytes:
+    """One message: the readings (dicts with sensor_id, kind, value, unit, seq) of a machine at ts_ms."""
+    return orjson.dumps({"v": SCHEMA_VERSION, "machine_id": machine_id, "ts": ts_ms, "readings": readings})
+
+
+def _identifier(value: object, field: str) -> str:
+    if type(value) is not str or not IDENTIFIER.fullmatch(value):
+        raise InvalidMessage("bad_identifier", f"{field}={str(value)[:80]!r}")
+    return value
+
+
+def decode(raw: bytes) -> list[Reading]:
+    """Parse and validate one message; raises InvalidMessage with the reason when anything is off."""
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise InvalidMessage("oversized", f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}")
+    try:
+        msg = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidMessage("not_json", str(exc)[:120]) from None
+    if type(msg) is not dict:
+        raise InvalidMessage("wrong_type", "message is not a JSON object")
+    version = msg.get("v")
+    if version not in SUPPORTED_VERSIONS or type(version) is not int:
+        raise InvalidMessage("unknown_schema_version", repr(version)[:40])
+    try:
+        machine_id, ts, items = msg["machine_id"], msg["ts"], msg["readings"]
+    except KeyError as exc:
+        raise InvalidMessage("missing_field", str(exc)) from None
+    machine_id = _identifier(machine_id, "machine_id")
+    if type(ts) is not int or not 0 < ts < 10**14:
+        raise InvalidMessage("wrong_type", f"ts={ts!r:.40}")
+    if type(items) is not list or not 0 < len(items) <= MAX_READINGS_PER_MESSAGE:
+        raise InvalidMessage("wrong_type", "readings must be a non-empty list")
+    out = []
+    for item in items:
+        if type(item) is not dict:
+            raise InvalidMessage("wrong_type", "a reading is not an object")
+        try:
+            sensor_id, kind, value, unit, seq = (
+                item["sensor_id"], item["kind"], item["value"], item["unit"], item["seq"],
+            )  # fmt: skip
+        except KeyError as exc:
+            raise InvalidMessage("missing_field", str(exc)) from None
+        if type(value) is int:
+            value = float(value)
+        elif type(value) is not float:
+            raise InvalidMessage("wrong_type", f"value={value!r:.40}")
+        if not math.isfinite(value):
+            raise InvalidMessage("not_finite", f"value={value!r}")
+        if type(seq) is not int or seq < 0:
+            raise InvalidMessage("wrong_type", f"seq={seq!r:.40}")
+        if type(unit) is not str or not UNIT.fullmatch(unit):
+            raise InvalidMessage("bad_identifier", f"unit={str(unit)[:40]!r}")
+        sensor_id = _identifier(sensor_id, "sensor_id")
+        kind = _identifier(kind, "kind")
+        out.append(Reading(machine_id, sensor_id, kind, value, unit, ts, seq, version))
+    return out

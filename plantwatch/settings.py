@@ -1,0 +1,106 @@
+"""The one place every address, port, topic, database and table name is defined.
+
+Values come, highest priority first, from: environment variables (``PLANTWATCH_`` prefix, ``__`` between
+levels, e.g. ``PLANTWATCH_KAFKA__PORT=19092``), a TOML file (``PLANTWATCH_CONFIG`` or ``./plantwatch.toml``),
+then the defaults below. Everything else (dbt vars, Grafana provisioning, Kubernetes ConfigMaps, tests) reads them
+from here.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+
+
+class KafkaSettings(BaseModel):
+    version: str = "4.1.1"
+    host: str = LOOPBACK
+    port: int = 9092
+    controller_port: int = 9093
+    heap: str = "512m"
+    readings_topic: str = "plantwatch.readings"
+    dead_letter_topic: str = "plantwatch.readings.dlq"
+    partitions: int = 4
+    # Client security, passed through to every client (producers, stream apps, KEDA's TriggerAuthentication).
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka settings shared by every producer, consumer and admin client."""
+        conf = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol}
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password,
+            "ssl.ca.location": self.ssl_cafile,
+        }
+        conf.update({k: v for k, v in optional.items() if v})
+        return conf
+
+
+class ClickHouseSettings(BaseModel):
+    host: str = LOOPBACK
+    http_port: int = 8123
+    tcp_port: int = 9000
+    user: str = "default"
+    password: str = ""
+    database: str = "plantwatch"
+    raw_readings_table: str = "readings_raw"
+    readings_view: str = "readings"
+    fault_labels_table: str = "fault_labels"
+    raw_ttl_days: int = 365
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.http_port}"
+
+
+class PrometheusSettings(BaseModel):
+    host: str = LOOPBACK
+    port: int = 9090
+    scrape_interval: str = "5s"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PLANTWATCH_", env_nested_delimiter="__", extra="ignore")
+
+    state_dir: Path = Field(default=PROJECT_ROOT / ".plantwatch", description="Data, logs, pids, cached jars.")
+    kafka: KafkaSettings = KafkaSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    prometheus: PrometheusSettings = PrometheusSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("PLANTWATCH_CONFIG", "plantwatch.toml"))
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return Settings()

@@ -1,0 +1,14 @@
+-- Raw readings as the ingest apps land them: one row a reading.
+-- Partitioned by day, ordered for per-machine/sensor time scans. A redelivered reading has the same sort key
+-- (machine, sensor, event time, seq), so ReplacingMergeTree folds it away; non_replicated_deduplication_window
+-- makes ClickHouse drop a whole retried batch that carries the same insert_deduplication_token.
+CREATE TABLE IF NOT EXISTS ${database}.${raw_readings_table}
+(
+${reading_columns},
+    ingested_at DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(DoubleDelta, ZSTD(1))
+)
+ENGINE = ReplacingMergeTree
+PARTITION BY toDate(event_time)
+ORDER BY (machine_id, sensor_id, event_time, seq)
+TTL toDateTime(event_time) + INTERVAL ${raw_ttl_days} DAY
+SETTINGS non_replicated_deduplication_window = 1000

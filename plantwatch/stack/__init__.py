@@ -1,0 +1,62 @@
+"""The local stack: real Kafka, ClickHouse and Prometheus as processes on loopback, no Docker needed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from plantwatch.settings import Settings
+from plantwatch.stack.clickhouse import ClickHouse
+from plantwatch.stack.kafka import Kafka
+from plantwatch.stack.prometheus import Prometheus
+from plantwatch.stack.service import Service, ServiceStatus, StackError
+
+__all__ = ["SERVICES", "ServiceStatus", "Stack", "StackError"]
+
+SERVICES: tuple[type[Service], ...] = (ClickHouse, Kafka, Prometheus)
+
+
+class Stack:
+    """Start, stop and report the local services; every operation is safe to repeat."""
+
+    def __init__(self, settings: Settings, names: Iterable[str] | None = None) -> None:
+        services = [cls(settings) for cls in SERVICES]
+        wanted = set(names or [s.name for s in services])
+        if unknown := wanted - {s.name for s in services}:
+            raise StackError(f"unknown service(s) {sorted(unknown)}; choose from {[s.name for s in services]}")
+        self.services = [s for s in services if s.name in wanted]
+
+    def up(self, timeout: float = 120.0, progress: Callable[[str], None] = lambda _: None) -> list[str]:
+        """Start what is not running and wait until all answer; returns the names of the services started.
+
+        Ports are checked for all services before any starts; if one fails, those started here are stopped.
+        """
+        todo = [s for s in self.services if s.pid() is None]
+        problems = [line for s in todo for line in s.busy_ports()]
+        if problems:
+            raise StackError("cannot start the stack:\n  " + "\n  ".join(problems))
+        started: list[Service] = []
+        try:
+            for service in todo:
+                progress(f"preparing {service.name}")
+                service.prepare()
+                progress(f"starting {service.name}")
+                service.start()
+                started.append(service)
+            for service in self.services:
+                service.wait_healthy(timeout)
+                progress(f"{service.name} is up at {service.address}")
+        except BaseException:
+            for service in started:
+                service.stop()
+            raise
+        return [s.name for s in started]
+
+    def down(self) -> list[str]:
+        """Stop the processes this stack started (by PID); data stays. Returns the names stopped."""
+        return [s.name for s in reversed(self.services) if s.stop()]
+
+    def status(self) -> list[ServiceStatus]:
+        return [s.status() for s in self.services]
+
+    def service(self, name: str) -> Service:
+        return next(s for s in self.services if s.name == name)

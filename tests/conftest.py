@@ -1,0 +1,62 @@
+"""Fixtures: the real local stack, started once per session (reused when already up), and per-test isolation.
+
+Every test that touches data gets its own Kafka topics and ClickHouse database through ``isolated``, so tests
+never see each other's rows or messages.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from plantwatch import warehouse
+from plantwatch.settings import Settings, get_settings
+from plantwatch.stack import Stack
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Iterator[Stack]:
+    """The local stack; stopped at the end only if this session started it."""
+    stack = Stack(settings)
+    started = stack.up(timeout=240)
+    yield stack
+    if started:
+        Stack(settings, started).down()
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(stack: Stack, settings: Settings) -> AdminClient:
+    return AdminClient(settings.kafka.client_config())
+
+
+def create_topics(admin: AdminClient, names: list[str], partitions: int) -> None:
+    futures = admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names])
+    for future in futures.values():
+        future.result(timeout=30)
+
+
+@pytest.fixture
+def isolated(stack: Stack, settings: Settings, kafka_admin: AdminClient) -> Iterator[Settings]:
+    """Settings whose topics and database belong to this test alone (created, migrated, dropped after)."""
+    suffix = uuid.uuid4().hex[:10]
+    kafka = settings.kafka.model_copy(
+        update={
+            "readings_topic": f"test.{suffix}.readings",
+            "dead_letter_topic": f"test.{suffix}.dlq",
+        }
+    )
+    clickhouse = settings.clickhouse.model_copy(update={"database": f"test_{suffix}"})
+    mine = settings.model_copy(update={"kafka": kafka, "clickhouse": clickhouse})
+    create_topics(kafka_admin, [kafka.readings_topic, kafka.dead_letter_topic], settings.kafka.partitions)
+    warehouse.migrate(mine)
+    yield mine
+    kafka_admin.delete_topics([kafka.readings_topic, kafka.dead_letter_topic])
+    warehouse.client(mine, database="default").command(f"DROP DATABASE IF EXISTS {clickhouse.database}")
