@@ -82,5 +82,22 @@ def stack_logs(service: str, lines: Annotated[int, typer.Option("-n")] = 50) -> 
     print(log.log_tail(lines))
 
 
+@app.command("config")
+def show_config() -> None:
+    """Print the effective settings, each with the environment variable that sets it."""
+    table = Table("environment variable", "value")
+
+    def walk(prefix: str, values: dict) -> None:
+        for key, value in values.items():
+            if isinstance(value, dict):
+                walk(f"{prefix}{key.upper()}__", value)
+            else:
+                shown = "***" if "password" in key and value else value
+                table.add_row(f"{prefix}{key.upper()}", str(shown))
+
+    walk("PLANTWATCH_", get_settings().model_dump())
+    Console().print(table)
+
+
 if __name__ == "__main__":
     app()
