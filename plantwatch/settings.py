@@ -62,6 +62,7 @@ class ClickHouseSettings(BaseModel):
     raw_readings_table: str = "readings_raw"
     readings_view: str = "readings"
     fault_labels_table: str = "fault_labels"
+    dq_results_table: str = "dq_results"  # written by `plantwatch check`
     raw_ttl_days: int = 365
 
     @property
@@ -79,6 +80,24 @@ class PrometheusSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class QualitySettings(BaseModel):
+    """Data-quality checks (expectations/, `plantwatch check`)."""
+
+    freshness_seconds: int = 300  # the latest reading of every machine is at most this old
+    clock_skew_seconds: int = 5  # event times up to this far in the future are accepted
+    spec_limits_csv: Path = PROJECT_ROOT / "dbt_project" / "seeds" / "spec_limits.csv"
+    check_interval_seconds: int = 60  # `plantwatch check --every` default
+
+
+class AlertingSettings(BaseModel):
+    """Alerting: the Grafana rule file `plantwatch alerts` evaluates, and where notifications go."""
+
+    rules_file: Path = PROJECT_ROOT / "grafana" / "provisioning" / "alerting" / "rules.yaml"
+    webhook_url: str | None = None
+    email_to: str | None = None  # comma-separated addresses
+    webhook_timeout_seconds: float = 5.0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PLANTWATCH_", env_nested_delimiter="__", extra="ignore")
 
@@ -86,6 +105,8 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
+    quality: QualitySettings = QualitySettings()
+    alerting: AlertingSettings = AlertingSettings()
 
     @classmethod
     def settings_customise_sources(

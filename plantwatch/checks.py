@@ -1,0 +1,96 @@
+"""`plantwatch check`: run the data-quality checkpoint, store and export its results, print a summary.
+
+One run: validate (expectations/), insert the results into ``dq_results``, set the Prometheus gauges, print.
+With ``--every SECONDS`` it keeps running and serves /metrics, registered with the local Prometheus (file-based
+discovery), so Prometheus scrapes the gauges and Grafana can alert on them. The demo calls :func:`check_once`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from expectations import GROUPS
+from expectations.limits import MissingLimits
+from plantwatch import warehouse
+from plantwatch.metrics import serve_metrics
+from plantwatch.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from expectations.checkpoint import CheckRun
+
+METRICS_JOB = "plantwatch-check"
+
+
+def check_once(settings: Settings, groups: tuple[str, ...] = GROUPS) -> CheckRun:
+    """Validate, store the results in ClickHouse and update the gauges; returns the run."""
+    # Imported here: Great Expectations takes seconds to import, which every other command would pay.
+    from expectations.checkpoint import run_checkpoint
+    from expectations.results import publish, store
+
+    warehouse.migrate(settings)  # idempotent: makes sure dq_results exists
+    run = run_checkpoint(settings, groups)
+    store(settings, run)
+    publish(run)
+    return run
+
+
+def summary(run: CheckRun) -> Table:
+    """Per suite: passed and failed expectations, and what the failures saw."""
+    table = Table(title=f"data quality · {run.database} · run {run.run_id[:8]}", title_justify="left")
+    for column in ("suite", "passed", "failed", "failures"):
+        table.add_column(column, overflow="fold")
+    by_suite: dict[str, list] = {}
+    for outcome in run.outcomes:
+        by_suite.setdefault(outcome.suite, []).append(outcome)
+    for suite, outcomes in by_suite.items():
+        failed = [o for o in outcomes if not o.success]
+        notes = "\n".join(f"[red]{o.expectation}[/]: {o.observed}" for o in failed)
+        colour = "red" if failed else "green"
+        table.add_row(f"[{colour}]{suite}[/]", str(len(outcomes) - len(failed)), str(len(failed)), notes)
+    return table
+
+
+def print_run(run: CheckRun, console: Console) -> None:
+    console.print(summary(run))
+    verdict = "[green]PASSED[/]" if run.success else f"[red]FAILED[/] ({len(run.failures)} expectations)"
+    console.print(f"{len(run.outcomes)} expectations, {verdict}; results in dq_results (run_id {run.run_id})")
+
+
+Suites = Annotated[
+    list[str] | None, typer.Option("--suite", "-s", help=f"Suite groups to run: {', '.join(GROUPS)} (default: all).")
+]
+
+
+def check(
+    suite: Suites = None,
+    every: Annotated[
+        float | None, typer.Option(help="Repeat every SECONDS, serving /metrics for Prometheus (Ctrl-C to stop).")
+    ] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Port for /metrics with --every (default: free).")] = None,
+) -> None:
+    """Run the data-quality checkpoint; exit 1 when an expectation fails."""
+    settings = get_settings()
+    groups = tuple(suite or GROUPS)
+    unknown = set(groups) - set(GROUPS)
+    console = Console()
+    if unknown:
+        console.print(f"[red]error:[/] unknown suite group(s) {', '.join(sorted(unknown))}; choose from {GROUPS}")
+        raise typer.Exit(2)
+    if every is not None:
+        port = serve_metrics(settings, METRICS_JOB, metrics_port)
+        console.print(f"serving data-quality metrics on http://127.0.0.1:{port}/metrics")
+    while True:
+        try:
+            run = check_once(settings, groups)
+        except MissingLimits as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from exc
+        print_run(run, console)
+        if every is None:
+            raise typer.Exit(0 if run.success else 1)
+        time.sleep(every)
