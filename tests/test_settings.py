@@ -1,0 +1,43 @@
+"""Settings come from the environment, then a TOML file, then defaults; `plantwatch config` shows them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from plantwatch.settings import Settings
+
+
+def test_environment_beats_file_beats_default(tmp_path: Path, monkeypatch) -> None:
+    config = tmp_path / "plantwatch.toml"
+    config.write_text('[kafka]\nport = 19092\nreadings_topic = "from.file"\n[clickhouse]\ndatabase = "plant_a"\n')
+    monkeypatch.setenv("PLANTWATCH_CONFIG", str(config))
+    monkeypatch.setenv("PLANTWATCH_KAFKA__PORT", "29092")
+    settings = Settings()
+    assert settings.kafka.port == 29092  # environment
+    assert settings.kafka.readings_topic == "from.file"  # file
+    assert settings.clickhouse.database == "plant_a"  # file
+    assert settings.clickhouse.http_port == 8123  # default
+    assert settings.kafka.bootstrap_servers == "127.0.0.1:29092"
+
+
+def test_kafka_security_passes_through_to_clients(monkeypatch) -> None:
+    monkeypatch.setenv("PLANTWATCH_KAFKA__SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("PLANTWATCH_KAFKA__SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("PLANTWATCH_KAFKA__SASL_USERNAME", "ingest")
+    monkeypatch.setenv("PLANTWATCH_KAFKA__SASL_PASSWORD", "s3cret")
+    conf = Settings().kafka.client_config()
+    assert conf["security.protocol"] == "SASL_SSL"
+    assert conf["sasl.mechanism"] == "SCRAM-SHA-512"
+    assert (conf["sasl.username"], conf["sasl.password"]) == ("ingest", "s3cret")
+
+
+def test_config_command_names_each_variable_and_hides_passwords() -> None:
+    env = {**os.environ, "PLANTWATCH_KAFKA__SASL_PASSWORD": "s3cret", "PLANTWATCH_CLICKHOUSE__DATABASE": "plant_b"}
+    out = subprocess.run(
+        [sys.executable, "-m", "plantwatch.cli", "config"], capture_output=True, text=True, env=env, check=True
+    ).stdout
+    assert "PLANTWATCH_CLICKHOUSE__DATABASE" in out and "plant_b" in out
+    assert "s3cret" not in out
