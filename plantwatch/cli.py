@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from plantwatch.alerting import alerts
 from plantwatch.checks import check
 from plantwatch.settings import get_settings
 from plantwatch.stack import Stack, StackError
@@ -21,6 +22,7 @@ app = typer.Typer(
 stack_app = typer.Typer(help="The local stack: Kafka, ClickHouse and Prometheus on loopback.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.command("check")(check)
+app.command("alerts")(alerts)
 console = Console(stderr=True)
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).", show_default=False)]

@@ -1,0 +1,343 @@
+"""`plantwatch alerts`: evaluate Grafana's alert rule file against ClickHouse, without Grafana.
+
+The rules live once, in Grafana's file-provisioning YAML (grafana/provisioning/alerting/rules.yaml). This module
+reads that file and evaluates each rule the way Grafana's expression engine does for the shapes we use:
+
+- the datasource query (ClickHouse SQL, ``model.rawSql``) returns rows; string columns are labels, the one numeric
+  column is the value, an optional DateTime column orders the values into a time series per label set;
+- ``reduce`` turns each series into one number (last, mean, min, max, sum, count, median; strict NaN handling);
+- ``threshold`` turns each number into 1 (firing) or 0;
+- no rows means NoData and an error means Error, each resolved by the rule's ``noDataState``/``execErrState``.
+
+Each label set whose condition is 1 is a firing alert instance, with the rule's labels and rendered annotations.
+One run is one evaluation: a rule's ``for`` (how long the condition must hold before Grafana fires) needs state
+across evaluations, so it is shown but not applied. ``--webhook URL`` posts the firing alerts as JSON in the shape of
+Grafana's webhook contact point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import statistics
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+import yaml
+from clickhouse_connect.driver.client import Client
+from rich.console import Console
+from rich.table import Table
+
+from plantwatch import warehouse
+from plantwatch.settings import Settings, get_settings
+
+EXPRESSION_DATASOURCE = "__expr__"
+NUMERIC_TYPE = re.compile(r"^(Nullable\()?(U?Int\d+|Float\d+|Decimal)")
+TIME_TYPE = re.compile(r"^(Nullable\()?DateTime")
+TEMPLATE_FIELD = re.compile(r"\{\{\s*\.(Labels\.(\w+)|Values\.(\w+)\.Value|Value)\s*\}\}")
+
+REDUCERS: dict[str, Callable[[list[float]], float]] = {
+    "last": lambda v: v[-1] if v else math.nan,
+    "mean": lambda v: statistics.fmean(v) if v else math.nan,
+    "min": lambda v: min(v) if v else math.nan,
+    "max": lambda v: max(v) if v else math.nan,
+    "sum": lambda v: math.fsum(v),
+    "count": lambda v: float(len(v)),
+    "median": lambda v: statistics.median(v) if v else math.nan,
+}
+EVALUATORS: dict[str, Callable[[float, list[float]], bool]] = {
+    "gt": lambda x, p: x > p[0],
+    "lt": lambda x, p: x < p[0],
+    "eq": lambda x, p: x == p[0],
+    "ne": lambda x, p: x != p[0],
+    "gte": lambda x, p: x >= p[0],
+    "lte": lambda x, p: x <= p[0],
+    "within_range": lambda x, p: p[0] < x < p[1],
+    "outside_range": lambda x, p: x < p[0] or x > p[1],
+    "within_range_included": lambda x, p: p[0] <= x <= p[1],
+    "outside_range_included": lambda x, p: x <= p[0] or x >= p[1],
+}
+
+
+class RuleFileError(ValueError):
+    """The rule file uses something this evaluator does not implement (or is malformed)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    uid: str
+    title: str
+    group: str
+    folder: str
+    condition: str
+    data: list[dict[str, Any]]
+    no_data_state: str
+    exec_err_state: str
+    pending_for: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+
+@dataclass
+class Alert:
+    """One firing alert instance."""
+
+    rule: Rule
+    labels: dict[str, str]
+    values: dict[str, float]
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RuleResult:
+    rule: Rule
+    state: str  # "firing", "normal", "nodata" or "error"
+    alerts: list[Alert] = field(default_factory=list)
+    error: str = ""
+
+
+def load_rules(path: Path) -> list[Rule]:
+    """The rules of a Grafana alert-rule provisioning file, in file order."""
+    document = yaml.safe_load(path.read_text())
+    if document.get("apiVersion") != 1:
+        raise RuleFileError(f"{path}: apiVersion 1 expected")
+    rules = []
+    for group in document.get("groups", []):
+        for rule in group["rules"]:
+            rules.append(
+                Rule(
+                    uid=rule["uid"],
+                    title=rule["title"],
+                    group=group["name"],
+                    folder=group["folder"],
+                    condition=rule["condition"],
+                    data=rule["data"],
+                    no_data_state=rule.get("noDataState", "NoData"),
+                    exec_err_state=rule.get("execErrState", "Error"),
+                    pending_for=str(rule.get("for", "0s")),
+                    labels={k: str(v) for k, v in (rule.get("labels") or {}).items()},
+                    annotations={k: str(v) for k, v in (rule.get("annotations") or {}).items()},
+                )
+            )
+    return rules
+
+
+# A frame is a list of (labels, values): a time series per label set from a query, one number each after reduce.
+Frame = list[tuple[dict[str, str], list[float]]]
+
+
+def _query_frame(client: Client, sql: str) -> Frame:
+    result = client.query(sql)
+    if not result.result_rows:
+        return []
+    types = [t.name for t in result.column_types]
+    numeric = [i for i, t in enumerate(types) if NUMERIC_TYPE.match(t)]
+    time_columns = [i for i, t in enumerate(types) if TIME_TYPE.match(t)]
+    if len(numeric) != 1:
+        raise RuleFileError(f"the query must return exactly one numeric column, got {len(numeric)}: {types}")
+    label_columns = [i for i in range(len(types)) if i not in numeric and i not in time_columns]
+    rows = result.result_rows
+    if time_columns:
+        rows = sorted(rows, key=lambda row: row[time_columns[0]])
+    series: dict[tuple[tuple[str, str], ...], list[float]] = {}
+    for row in rows:
+        labels = tuple((result.column_names[i], str(row[i])) for i in label_columns)
+        value = row[numeric[0]]
+        series.setdefault(labels, []).append(math.nan if value is None else float(value))
+    return [(dict(labels), values) for labels, values in series.items()]
+
+
+def _reduce(frame: Frame, reducer: str) -> Frame:
+    if reducer not in REDUCERS:
+        raise RuleFileError(f"reducer {reducer!r} not implemented")
+    reduce = REDUCERS[reducer]
+    # Grafana's default (strict) mode: any NaN in the series makes the result NaN.
+    return [(labels, [math.nan if any(map(math.isnan, v)) else reduce(v)]) for labels, v in frame]
+
+
+def _threshold(frame: Frame, conditions: list[dict[str, Any]]) -> Frame:
+    if len(conditions) != 1:
+        raise RuleFileError("a threshold expression with exactly one condition expected")
+    evaluator = conditions[0]["evaluator"]
+    check = EVALUATORS.get(evaluator["type"])
+    if check is None:
+        raise RuleFileError(f"threshold type {evaluator['type']!r} not implemented")
+    params = [float(p) for p in evaluator["params"]]
+    out = []
+    for labels, values in frame:
+        if len(values) != 1:
+            raise RuleFileError("a threshold needs one number per series: reduce the query first")
+        out.append((labels, [float(not math.isnan(values[0]) and check(values[0], params))]))
+    return out
+
+
+def _key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
+
+
+def render(template: str, labels: dict[str, str], values: dict[str, float]) -> str:
+    """Fill Grafana annotation fields ``{{ .Labels.x }}``, ``{{ .Values.B.Value }}`` and ``{{ .Value }}``."""
+
+    def field_value(match: re.Match[str]) -> str:
+        if match.group(2) is not None:
+            return labels.get(match.group(2), "")
+        if match.group(3) is not None:
+            return _number(values.get(match.group(3), math.nan))
+        return ", ".join(f"{ref}={_number(v)}" for ref, v in values.items())
+
+    return TEMPLATE_FIELD.sub(field_value, template)
+
+
+def _number(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def evaluate(rule: Rule, client: Client) -> RuleResult:
+    """One evaluation of one rule: which label sets fire."""
+    frames: dict[str, Frame] = {}
+    try:
+        for item in rule.data:
+            model = item["model"]
+            ref = item["refId"]
+            if item["datasourceUid"] != EXPRESSION_DATASOURCE:
+                frames[ref] = _query_frame(client, model["rawSql"])
+                if not frames[ref]:
+                    return _no_data(rule)
+            elif model["type"] == "reduce":
+                frames[ref] = _reduce(frames[model["expression"]], model["reducer"])
+            elif model["type"] == "threshold":
+                frames[ref] = _threshold(frames[model["expression"]], model["conditions"])
+            else:
+                raise RuleFileError(f"expression type {model['type']!r} not implemented")
+    except RuleFileError:
+        raise
+    except Exception as exc:  # a query error is the rule's Error state, as in Grafana
+        return _error(rule, str(exc).strip().splitlines()[0][:300])
+    alerts = []
+    by_ref = {ref: {_key(labels): values for labels, values in frame} for ref, frame in frames.items()}
+    for labels, values in frames[rule.condition]:
+        if values[0] != 1.0:
+            continue
+        numbers = {
+            ref: series[_key(labels)][-1]
+            for ref, series in by_ref.items()
+            if ref != rule.condition and _key(labels) in series and len(series[_key(labels)]) == 1
+        }
+        all_labels = {"alertname": rule.title, "grafana_folder": rule.folder, **rule.labels, **labels}
+        annotations = {k: render(v, all_labels, numbers) for k, v in rule.annotations.items()}
+        alerts.append(Alert(rule, all_labels, numbers, annotations))
+    return RuleResult(rule, "firing" if alerts else "normal", alerts)
+
+
+def _no_data(rule: Rule) -> RuleResult:
+    if rule.no_data_state == "Alerting":
+        labels = {"alertname": rule.title, "grafana_folder": rule.folder, **rule.labels}
+        annotations = {k: render(v, labels, {}) for k, v in rule.annotations.items()}
+        return RuleResult(rule, "firing", [Alert(rule, labels, {}, annotations)], "no data")
+    return RuleResult(rule, "normal" if rule.no_data_state == "OK" else "nodata")
+
+
+def _error(rule: Rule, message: str) -> RuleResult:
+    if rule.exec_err_state == "Alerting":
+        labels = {"alertname": rule.title, "grafana_folder": rule.folder, **rule.labels}
+        return RuleResult(rule, "firing", [Alert(rule, labels, {}, {"summary": message})], message)
+    return RuleResult(rule, "normal" if rule.exec_err_state == "OK" else "error", error=message)
+
+
+def evaluate_rules(settings: Settings, rules_file: Path | None = None) -> list[RuleResult]:
+    """Evaluate every rule of the rule file against the settings' ClickHouse database."""
+    client = warehouse.client(settings)
+    return [evaluate(rule, client) for rule in load_rules(rules_file or settings.alerting.rules_file)]
+
+
+def webhook_payload(results: list[RuleResult], now: datetime | None = None) -> dict[str, Any]:
+    """The firing alerts in the shape of Grafana's webhook contact point (Alertmanager's webhook, plus title)."""
+    starts = (now or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
+    alerts = [alert for result in results for alert in result.alerts]
+    items = [
+        {
+            "status": "firing",
+            "labels": alert.labels,
+            "annotations": alert.annotations,
+            "startsAt": starts,
+            "endsAt": "0001-01-01T00:00:00Z",
+            "generatorURL": "",
+            "fingerprint": hashlib.sha256(orjson.dumps(_key(alert.labels))).hexdigest()[:16],
+            "values": alert.values,
+        }
+        for alert in alerts
+    ]
+    common = {k: v for k, v in alerts[0].labels.items() if all(a.labels.get(k) == v for a in alerts)} if alerts else {}
+    return {
+        "receiver": "plantwatch-alerts",
+        "status": "firing" if alerts else "resolved",
+        "orgId": 1,
+        "alerts": items,
+        "groupLabels": {},
+        "commonLabels": common,
+        "commonAnnotations": {},
+        "externalURL": "",
+        "version": "1",
+        "groupKey": "plantwatch-alerts",
+        "truncatedAlerts": 0,
+        "title": f"[FIRING:{len(items)}] plantwatch",
+        "state": "alerting" if alerts else "ok",
+        "message": "\n".join(a["annotations"].get("summary", a["labels"]["alertname"]) for a in items),
+    }
+
+
+def post_webhook(url: str, payload: dict[str, Any], timeout: float) -> int:
+    """POST the payload as JSON; returns the HTTP status (raises on connection errors and 4xx/5xx)."""
+    request = urllib.request.Request(
+        url, data=orjson.dumps(payload), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.status
+
+
+def results_table(results: list[RuleResult]) -> Table:
+    table = Table(title="alert rules (one evaluation; `for` not applied)", title_justify="left")
+    for column in ("rule", "state", "for", "labels", "values", "summary"):
+        table.add_column(column, overflow="fold")
+    colours = {"firing": "red", "normal": "green", "nodata": "yellow", "error": "magenta"}
+    for result in results:
+        state = f"[{colours[result.state]}]{result.state}[/]"
+        if not result.alerts:
+            table.add_row(result.rule.title, state, result.rule.pending_for, "", "", result.error)
+        for alert in result.alerts:
+            own = {k: v for k, v in alert.labels.items() if k not in ("alertname", "grafana_folder")}
+            labels = ", ".join(f"{k}={v}" for k, v in own.items())
+            values = ", ".join(f"{ref}={_number(v)}" for ref, v in alert.values.items())
+            summary = alert.annotations.get("summary", "")
+            table.add_row(result.rule.title, state, result.rule.pending_for, labels, values, summary)
+    return table
+
+
+def alerts(
+    webhook: Annotated[str | None, typer.Option(help="POST firing alerts to this URL (default: settings).")] = None,
+    rules: Annotated[Path | None, typer.Option(help="Rule file (default: the Grafana provisioning file).")] = None,
+) -> None:
+    """Evaluate the Grafana alert rules against ClickHouse and print what fires; exit 1 if a rule errors."""
+    settings = get_settings()
+    console = Console()
+    try:
+        results = evaluate_rules(settings, rules)
+    except (RuleFileError, OSError, KeyError) as exc:
+        console.print(f"[red]error:[/] rule file: {exc}")
+        raise typer.Exit(2) from exc
+    console.print(results_table(results))
+    firing = [alert for result in results for alert in result.alerts]
+    console.print(f"{len(firing)} alert(s) firing from {sum(r.state == 'firing' for r in results)} rule(s)")
+    url = webhook or settings.alerting.webhook_url
+    if url and firing:
+        status = post_webhook(url, webhook_payload(results), settings.alerting.webhook_timeout_seconds)
+        console.print(f"posted {len(firing)} alert(s) to {url} (HTTP {status})")
+    if any(r.state == "error" for r in results):
+        raise typer.Exit(1)
