@@ -13,6 +13,7 @@ from plantwatch.alerting import alerts
 from plantwatch.checks import check
 from plantwatch.settings import get_settings
 from plantwatch.stack import Stack, StackError
+from producers.cli import archive_app, produce, replay
 
 app = typer.Typer(
     help="Real-time monitoring and alerting for industrial machines.",
@@ -23,6 +24,9 @@ stack_app = typer.Typer(help="The local stack: Kafka, ClickHouse and Prometheus 
 app.add_typer(stack_app, name="stack")
 app.command("check")(check)
 app.command("alerts")(alerts)
+app.command("produce")(produce)
+app.command("replay")(replay)
+app.add_typer(archive_app, name="archive")
 console = Console(stderr=True)
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).", show_default=False)]

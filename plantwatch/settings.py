@@ -80,6 +80,28 @@ class PrometheusSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
+class ProducerSettings(BaseModel):
+    """Producers and the SDK logger (producers/). Relative paths are under ``state_dir``."""
+
+    plant_file: Path = PROJECT_ROOT / "producers" / "plants" / "default.yaml"
+    scenario_file: Path = PROJECT_ROOT / "producers" / "scenarios" / "default.yaml"
+    archive_dir: Path = Path("archive")
+    labels_dir: Path = Path("labels")
+    # The archive: wire messages as JSON lines, zstd-compressed in blocks of about this size (uncompressed) or
+    # this age, in segment files rotated at segment_bytes (compressed) and at each new event date.
+    archive_block_bytes: int = 1 << 20
+    archive_flush_seconds: float = 1.0
+    archive_segment_bytes: int = 64 << 20
+    archive_zstd_level: int = 1
+    cursor_flush_seconds: float = 1.0
+    # librdkafka batching; past queue_max_messages the logger leaves the backlog in the archive until Kafka drains.
+    linger_ms: int = 20
+    batch_bytes: int = 1 << 20
+    compression: str = "lz4"
+    queue_max_messages: int = 200_000
+    queue_max_kbytes: int = 1 << 20
+
+
 class QualitySettings(BaseModel):
     """Data-quality checks (expectations/, `plantwatch check`)."""
 
@@ -105,6 +127,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
+    producer: ProducerSettings = ProducerSettings()
     quality: QualitySettings = QualitySettings()
     alerting: AlertingSettings = AlertingSettings()
 

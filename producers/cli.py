@@ -1,0 +1,152 @@
+"""`plantwatch produce`, `plantwatch replay FILE` and `plantwatch archive replay` (registered in plantwatch.cli)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from confluent_kafka import Producer
+from rich.console import Console
+
+from plantwatch.metrics import serve_metrics
+from plantwatch.reading import SensorKind
+from plantwatch.settings import get_settings
+from producers.archive import iter_range
+from producers.faults import NO_FAULTS, load_scenario
+from producers.plant import load_plant
+from producers.replay import ReplayError, parse_speed, replay_csv
+from producers.sdk_logger import archive_root, producer_config
+from producers.simulator import run_simulation
+
+console = Console(stderr=True)
+archive_app = typer.Typer(help="The SDK logger's local archive.", no_args_is_help=True)
+
+
+def _metrics(enabled: bool, port: int | None) -> None:
+    if enabled:
+        port = serve_metrics(get_settings(), "producer", port)
+        console.print(f"[dim]metrics on http://127.0.0.1:{port}/metrics[/]")
+
+
+def _time_ms(text: str) -> int:
+    moment = datetime.fromisoformat(text)
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def produce(
+    plant: Annotated[Path | None, typer.Option(help="Plant config (default: the shipped one).")] = None,
+    faults: Annotated[Path | None, typer.Option(help="Fault scenario YAML (default: the shipped one).")] = None,
+    no_faults: Annotated[bool, typer.Option("--no-faults", help="Normal operation only.")] = False,
+    seed: int = 0,
+    rate: Annotated[float | None, typer.Option(help="Wall-clock readings/s; 0 = as fast as possible.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Simulated seconds to produce.")] = None,
+    count: Annotated[int | None, typer.Option(help="Readings to produce.")] = None,
+    start: Annotated[str | None, typer.Option(help="Simulated start, ISO 8601 (default: now).")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Names the run in the labels.")] = None,
+    no_archive: Annotated[bool, typer.Option("--no-archive", help="Kafka only, no local archive.")] = False,
+    metrics: Annotated[bool, typer.Option(help="Serve Prometheus metrics.")] = True,
+    metrics_port: int | None = None,
+) -> None:
+    """Simulate the plant (with its faults) and publish every reading; labels go to a file and ClickHouse.
+
+    Without --rate the plant runs in real time; without --duration or --count it runs until stopped."""
+    settings = get_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _metrics(metrics, metrics_port)
+    the_plant = load_plant(plant or settings.producer.plant_file)
+    scenario = NO_FAULTS if no_faults else load_scenario(faults or settings.producer.scenario_file)
+    try:
+        result = run_simulation(
+            settings, the_plant, scenario, seed=seed, start_ms=_time_ms(start) if start else None,
+            duration_s=duration, count=count, rate=rate, archive=not no_archive, run_id=run_id,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    console.print(
+        f"run {result.run_id}: {result.readings} readings in {result.messages} messages, "
+        f"{result.seconds:.1f}s ({result.readings / max(result.seconds, 1e-9):,.0f} readings/s); "
+        f"{len(result.labels)} fault labels in {result.labels_file}"
+    )
+    if not result.delivered:
+        console.print("[yellow]not all delivered yet:[/] the archive keeps the rest for the next run")
+        raise typer.Exit(1)
+
+
+def _kinds(pairs: list[str]) -> dict[str, SensorKind]:
+    out = {}
+    for pair in pairs:
+        column, _, kind = pair.rpartition("=")
+        if not column:
+            raise typer.BadParameter(f"--kind takes COLUMN=KIND, not {pair!r}")
+        out[column] = SensorKind(kind)
+    return out
+
+
+def replay(
+    file: Path,
+    machine: Annotated[str, typer.Option(help="The machine id the rows belong to.")],
+    delimiter: Annotated[str | None, typer.Option(help="Field delimiter (default: detected).")] = None,
+    time_column: Annotated[str | None, typer.Option(help="Time column (default: detected).")] = None,
+    time_format: Annotated[str | None, typer.Option(help="strptime format (default: ISO 8601 or epoch).")] = None,
+    label_column: Annotated[str | None, typer.Option(help="0/1 column to record as ground truth.")] = None,
+    label_kind: str = "labelled",
+    kind: Annotated[list[str] | None, typer.Option(help="COLUMN=KIND for a column whose kind is not guessed.")] = None,
+    rebase: Annotated[bool, typer.Option(help="Move the first row to now, keeping the spacing.")] = False,
+    speed: Annotated[str, typer.Option(help="1x, 10x, ... or max.")] = "max",
+    no_archive: Annotated[bool, typer.Option("--no-archive")] = False,
+    metrics: bool = False,
+    metrics_port: int | None = None,
+) -> None:
+    """Replay a historian CSV export as one machine's readings."""
+    settings = get_settings()
+    _metrics(metrics, metrics_port)
+    try:
+        report = replay_csv(
+            settings, file, machine, delimiter=delimiter, time_column=time_column, time_format=time_format,
+            label_column=label_column, label_kind=label_kind, kinds=_kinds(kind or []),
+            rebase_to_ms=_time_ms(datetime.now(UTC).isoformat()) if rebase else None,
+            speed=parse_speed(speed), archive=not no_archive,
+        )  # fmt: skip
+    except (ReplayError, ValueError) as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(
+        f"{report.replayed} of {report.rows} rows replayed: {report.readings} readings in {report.messages} "
+        f"messages; {len(report.labels)} labelled episodes"
+    )
+    if report.malformed:
+        console.print(f"[yellow]{len(report.malformed)} malformed rows:[/]")
+        for line, why in report.malformed:
+            console.print(f"  line {line}: {why}")
+    if not report.delivered:
+        raise typer.Exit(1)
+
+
+@archive_app.command("replay")
+def archive_replay(
+    from_: Annotated[str, typer.Option("--from", help="Start of the event-time range, ISO 8601 (UTC if naive).")],
+    to: Annotated[str, typer.Option(help="End of the range (exclusive).")],
+    machine: Annotated[list[str] | None, typer.Option(help="Only these machines.")] = None,
+    topic: Annotated[str | None, typer.Option(help="Topic (default: the readings topic).")] = None,
+) -> None:
+    """Publish the archived messages of a time range to Kafka again (downstream folds the duplicates)."""
+    settings = get_settings()
+    producer = Producer(producer_config(settings))
+    topic = topic or settings.kafka.readings_topic
+    sent = 0
+    for machine_id, payload in iter_range(archive_root(settings), _time_ms(from_), _time_ms(to), set(machine or [])
+                                          or None):  # fmt: skip
+        while True:
+            try:
+                producer.produce(topic, payload, machine_id.encode())
+                break
+            except BufferError:
+                producer.poll(0.1)
+        sent += 1
+    left = producer.flush(60)
+    console.print(f"republished {sent - left} messages to {topic}" + (f", {left} not delivered" if left else ""))
+    if left:
+        raise typer.Exit(1)

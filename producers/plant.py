@@ -1,0 +1,123 @@
+"""The plant: lines of machines, each machine of a type that lists its sensors and how they respond to load.
+
+Loaded from YAML (``producers/plants/default.yaml`` ships with the repo). A machine type says how its load cycles
+and, for each sensor, ``value = idle + gain * load`` (load in 0..1, lagged by ``lag_s`` for slow quantities such as
+temperature) plus Gaussian noise; ``stopped`` is the value while the machine is shut down. ``low``/``high`` are the
+sensor's physical range, used to keep faults such as the relation break inside it and garbage outside it.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from plantwatch.reading import IDENTIFIER, SensorKind
+
+
+class SensorSpec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(pattern=IDENTIFIER.pattern)
+    kind: SensorKind
+    unit: str
+    idle: float
+    gain: float
+    stopped: float
+    noise: float = Field(ge=0)
+    lag_s: float = Field(default=0.0, ge=0)
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _range(self) -> SensorSpec:
+        if not self.low < self.high:
+            raise ValueError(f"sensor {self.id}: low must be below high")
+        return self
+
+
+class LoadCycle(BaseModel):
+    """Load follows a sine of this period between low and high, plus a slow random walk."""
+
+    period_s: float = Field(gt=0)
+    low: float = Field(ge=0, le=1)
+    high: float = Field(ge=0, le=1)
+    wander: float = Field(default=0.02, ge=0)
+
+
+class MachineType(BaseModel):
+    load: LoadCycle
+    sensors: list[SensorSpec] = Field(min_length=1)
+
+
+class MachineGroup(BaseModel):
+    """``count`` machines of one type, named ``<line>-<type><nn>`` unless ``ids`` are given."""
+
+    type: str
+    count: int = Field(default=1, ge=1)
+    ids: list[str] | None = None
+
+
+class Line(BaseModel):
+    id: str = Field(pattern=IDENTIFIER.pattern)
+    machines: list[MachineGroup]
+
+
+class Machine(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(pattern=IDENTIFIER.pattern)
+    line: str
+    type: str
+    load: LoadCycle
+    sensors: tuple[SensorSpec, ...]
+
+    def sensor(self, sensor_id: str) -> SensorSpec:
+        for spec in self.sensors:
+            if spec.id == sensor_id:
+                return spec
+        raise KeyError(f"machine {self.id} has no sensor {sensor_id!r}")
+
+
+class Plant(BaseModel):
+    name: str
+    sample_period_ms: int = Field(default=1000, gt=0)
+    machine_types: dict[str, MachineType]
+    lines: list[Line] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_types(self) -> Plant:
+        unknown = {g.type for line in self.lines for g in line.machines} - set(self.machine_types)
+        if unknown:
+            raise ValueError(f"unknown machine type(s) {sorted(unknown)}")
+        ids = [m.id for m in self.machines]
+        if len(ids) != len(set(ids)):
+            raise ValueError("machine ids must be unique")
+        return self
+
+    @cached_property
+    def machines(self) -> list[Machine]:
+        out = []
+        for line in self.lines:
+            for group in line.machines:
+                mtype = self.machine_types[group.type]
+                ids = group.ids or [f"{line.id}-{group.type}{n:02d}" for n in range(1, group.count + 1)]
+                out += [Machine(id=i, line=line.id, type=group.type, load=mtype.load, sensors=tuple(mtype.sensors))
+                        for i in ids]  # fmt: skip
+        return out
+
+    def machine(self, machine_id: str) -> Machine:
+        for machine in self.machines:
+            if machine.id == machine_id:
+                return machine
+        raise KeyError(f"no machine {machine_id!r} in plant {self.name}")
+
+    @property
+    def sensor_count(self) -> int:
+        return sum(len(m.sensors) for m in self.machines)
+
+
+def load_plant(path: Path) -> Plant:
+    return Plant.model_validate(yaml.safe_load(path.read_text()))

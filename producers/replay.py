@@ -1,0 +1,292 @@
+"""Replay a historian export (CSV, one row per instant, one column per sensor) as one machine's readings.
+
+The delimiter is sniffed (``csv.Sniffer``) unless given; the time column is the one named like a time
+(``datetime``, ``timestamp``, ``time``, ``date``, ...) unless given. Times are ISO 8601 (naive ones are UTC), epoch
+seconds or milliseconds, or follow ``time_format`` (strptime). Each other column is a sensor; its kind is guessed
+from its name (``temp``, ``vib``, ``press``, ``current``/``amp``, ``speed``/``rpm``, ``flow``) unless given, and
+its unit from a ``(unit)`` or ``[unit]`` suffix, else the kind's usual one. An optional 0/1 label column becomes
+ground-truth episodes (runs of 1s), written like the simulator's fault labels.
+
+A row is malformed when it has the wrong number of fields, an unreadable time, a value that is not a number, or a
+label other than 0/1; malformed rows are counted and reported with their line numbers and the rest is replayed.
+An empty cell is a missing reading, not an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from plantwatch.reading import IDENTIFIER, UNIT, SensorKind
+from plantwatch.settings import Settings
+from producers.faults import FaultLabel
+from producers.labels import labels_path, record_labels
+from producers.sdk_logger import SdkLogger
+
+TIME_NAMES = ("datetime", "timestamp", "time", "date", "ts", "zeit", "datum")
+KIND_WORDS: tuple[tuple[str, SensorKind], ...] = (
+    ("temp", SensorKind.TEMPERATURE),
+    ("vib", SensorKind.VIBRATION),
+    ("press", SensorKind.PRESSURE),
+    ("current", SensorKind.CURRENT),
+    ("amp", SensorKind.CURRENT),
+    ("speed", SensorKind.SPEED),
+    ("rpm", SensorKind.SPEED),
+    ("flow", SensorKind.FLOW),
+)
+DEFAULT_UNITS = {
+    SensorKind.TEMPERATURE: "C",
+    SensorKind.VIBRATION: "mm/s",
+    SensorKind.PRESSURE: "bar",
+    SensorKind.CURRENT: "A",
+    SensorKind.SPEED: "rpm",
+    SensorKind.FLOW: "m3/h",
+}
+UNIT_SUFFIX = re.compile(r"^(.*?)\s*[\(\[]([^\)\]]*)[\)\]]\s*$")
+
+
+class ReplayError(ValueError):
+    """The file cannot be replayed at all (as opposed to single malformed rows)."""
+
+
+def parse_speed(text: str) -> float:
+    """``1x``, ``10x``, ``2.5x`` -> that factor; ``max`` -> 0 (no waiting)."""
+    text = text.strip().lower()
+    if text == "max":
+        return 0.0
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)x?", text)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"speed must be like 1x, 10x or max, not {text!r}")
+    return float(match.group(1))
+
+
+@dataclass(frozen=True, slots=True)
+class SensorColumn:
+    index: int
+    sensor_id: str
+    kind: SensorKind
+    unit: str
+
+
+@dataclass(frozen=True)
+class Layout:
+    delimiter: str
+    time_index: int
+    label_index: int | None
+    sensors: tuple[SensorColumn, ...]
+    width: int
+
+
+def _sensor_column(index: int, name: str, kinds: dict[str, SensorKind]) -> SensorColumn:
+    base, unit = name.strip(), None
+    if match := UNIT_SUFFIX.match(base):
+        base, unit = match.group(1), match.group(2).strip()
+    sensor_id = re.sub(r"[^A-Za-z0-9_.:-]+", "_", base).strip("_.:-").lower()[:64]
+    if not IDENTIFIER.fullmatch(sensor_id):
+        raise ReplayError(f"column {name!r} gives no usable sensor id")
+    kind = kinds.get(name) or kinds.get(sensor_id)
+    if kind is None:
+        kind = next((k for word, k in KIND_WORDS if word in sensor_id), None)
+    if kind is None:
+        raise ReplayError(f"cannot tell the sensor kind of column {name!r}: give it, e.g. --kind '{name}=pressure'")
+    if unit is None or not UNIT.fullmatch(unit):
+        unit = DEFAULT_UNITS[kind]
+    return SensorColumn(index, sensor_id, kind, unit)
+
+
+def detect_layout(
+    header: list[str],
+    delimiter: str,
+    time_column: str | None = None,
+    label_column: str | None = None,
+    kinds: dict[str, SensorKind] | None = None,
+) -> Layout:
+    names = [h.strip() for h in header]
+    if time_column is None:
+        time_column = next((n for n in names if n.lower() in TIME_NAMES), None)
+        if time_column is None:
+            raise ReplayError(f"no time column among {names}: name it with --time-column")
+    if time_column not in names:
+        raise ReplayError(f"time column {time_column!r} not in the header {names}")
+    if label_column is not None and label_column not in names:
+        raise ReplayError(f"label column {label_column!r} not in the header {names}")
+    skip = {time_column, label_column}
+    sensors = tuple(_sensor_column(i, n, kinds or {}) for i, n in enumerate(names) if n not in skip)
+    if not sensors:
+        raise ReplayError("no sensor columns")
+    label_index = names.index(label_column) if label_column else None
+    return Layout(delimiter, names.index(time_column), label_index, sensors, len(names))
+
+
+def parse_time(text: str, time_format: str | None = None) -> int:
+    """Epoch milliseconds of a timestamp cell (naive times are UTC)."""
+    text = text.strip()
+    if time_format:
+        moment = datetime.strptime(text, time_format)
+    elif re.fullmatch(r"\d+(\.\d+)?", text):
+        number = float(text)
+        return int(number if number > 1e11 else number * 1000)  # milliseconds already, or seconds
+    else:
+        moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass(slots=True)
+class Row:
+    line: int
+    ts_ms: int
+    values: list[tuple[SensorColumn, float]]
+    label: bool
+
+
+@dataclass
+class ReplayReport:
+    run_id: str
+    rows: int = 0
+    replayed: int = 0
+    readings: int = 0
+    messages: int = 0
+    malformed: list[tuple[int, str]] = field(default_factory=list)
+    labels: list[FaultLabel] = field(default_factory=list)
+    labels_file: Path | None = None
+    delivered: bool = False
+
+
+def read_rows(path: Path, layout: Layout, time_format: str | None, report: ReplayReport) -> Iterator[Row]:
+    """The well-formed rows; malformed ones are added to the report with their line numbers."""
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f, delimiter=layout.delimiter)
+        next(reader)
+        for fields in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in fields):
+                continue
+            report.rows += 1
+            if len(fields) != layout.width:
+                report.malformed.append((line, f"{len(fields)} fields, expected {layout.width}"))
+                continue
+            try:
+                ts = parse_time(fields[layout.time_index], time_format)
+            except ValueError:
+                report.malformed.append((line, f"unreadable time {fields[layout.time_index]!r}"))
+                continue
+            label = False
+            if layout.label_index is not None:
+                cell = fields[layout.label_index].strip()
+                if cell not in ("0", "1"):
+                    report.malformed.append((line, f"label {cell!r} is not 0 or 1"))
+                    continue
+                label = cell == "1"
+            values, bad = [], None
+            for col in layout.sensors:
+                cell = fields[col.index].strip()
+                if not cell:
+                    continue
+                try:
+                    value = float(cell)
+                except ValueError:
+                    bad = f"{col.sensor_id}: {cell!r} is not a number"
+                    break
+                if value != value or value in (float("inf"), float("-inf")):
+                    bad = f"{col.sensor_id}: {cell!r} is not a finite number"
+                    break
+                values.append((col, value))
+            if bad:
+                report.malformed.append((line, bad))
+                continue
+            yield Row(line, ts, values, label)
+
+
+def episodes(
+    marks: list[tuple[int, bool]], run_id: str, machine_id: str, sensor_ids: tuple[str, ...], kind: str
+) -> list[FaultLabel]:
+    """Runs of labelled rows as labels: from the first labelled row to the first unlabelled one after it."""
+    out, start = [], None
+    for ts, on in marks:
+        if on and start is None:
+            start = ts
+        elif not on and start is not None:
+            out.append(FaultLabel(run_id, machine_id, sensor_ids, kind, 1.0, start, ts, "replay"))
+            start = None
+    if start is not None:
+        out.append(FaultLabel(run_id, machine_id, sensor_ids, kind, 1.0, start, marks[-1][0] + 1, "replay"))
+    return out
+
+
+def sniff_delimiter(path: Path) -> str:
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        sample = f.read(64 * 1024)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error as exc:
+        raise ReplayError(f"cannot tell the delimiter of {path}: give it with --delimiter") from exc
+
+
+def replay_csv(
+    settings: Settings,
+    path: Path,
+    machine_id: str,
+    *,
+    delimiter: str | None = None,
+    time_column: str | None = None,
+    time_format: str | None = None,
+    label_column: str | None = None,
+    label_kind: str = "labelled",
+    kinds: dict[str, SensorKind] | None = None,
+    rebase_to_ms: int | None = None,
+    speed: float = 0.0,
+    archive: bool = True,
+    run_id: str | None = None,
+) -> ReplayReport:
+    """Replay the file through the SDK logger. ``rebase_to_ms``: move the first row to that time (keeping the
+    spacing); ``speed``: 1 for the recorded pace, 10 for ten times faster, 0 for no waiting."""
+    if not IDENTIFIER.fullmatch(machine_id):
+        raise ReplayError(f"machine id {machine_id!r} is not a plain identifier")
+    delimiter = delimiter or sniff_delimiter(path)
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        header = next(csv.reader(f, delimiter=delimiter), None)
+    if not header:
+        raise ReplayError(f"{path} is empty")
+    layout = detect_layout(header, delimiter, time_column, label_column, kinds)
+    report = ReplayReport(run_id or f"replay-{machine_id}-{path.stem}-{time.time_ns() // 1_000_000}")
+    seq = dict.fromkeys((c.sensor_id for c in layout.sensors), 0)
+    marks: list[tuple[int, bool]] = []
+    shift: int | None = None
+    began, first_ts = time.monotonic(), None
+    logger = SdkLogger(settings, archive=archive)
+    try:
+        for row in read_rows(path, layout, time_format, report):
+            if shift is None:
+                shift = 0 if rebase_to_ms is None else rebase_to_ms - row.ts_ms
+                first_ts = row.ts_ms
+            ts = row.ts_ms + shift
+            marks.append((ts, row.label))
+            if speed:
+                while (wait := (row.ts_ms - first_ts) / 1000 / speed - (time.monotonic() - began)) > 0:
+                    time.sleep(min(wait, 0.1))
+                    logger.service()
+            report.replayed += 1
+            if not row.values:
+                continue
+            readings = []
+            for col, value in row.values:
+                readings.append({"sensor_id": col.sensor_id, "kind": col.kind.value, "value": value,
+                                 "unit": col.unit, "seq": seq[col.sensor_id]})  # fmt: skip
+                seq[col.sensor_id] += 1
+            logger.log(machine_id, ts, readings)
+    finally:
+        report.delivered = logger.close()
+    report.readings, report.messages = logger.stats.readings, logger.stats.messages
+    if layout.label_index is not None:
+        sensor_ids = tuple(c.sensor_id for c in layout.sensors)
+        report.labels = episodes(marks, report.run_id, machine_id, sensor_ids, label_kind)
+        report.labels_file = labels_path(settings, report.run_id)
+        record_labels(settings, report.labels, report.labels_file)
+    return report

@@ -1,0 +1,60 @@
+"""Plausible sensor signals for a whole plant, one numpy step per tick across all sensors.
+
+Each machine has a load in 0..1 that follows its load cycle (a sine with a random phase plus a slow random walk).
+Every sensor of the machine is driven by that same load, through a first-order lag for slow quantities, so current,
+vibration, pressure and (later) temperature rise and fall together: the physical coupling a multivariate detector
+can learn, and that the relation-break fault violates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from producers.plant import Plant
+
+
+class PlantSignals:
+    """The plant's state; :meth:`step` advances it by one sample period and returns every sensor's value."""
+
+    def __init__(self, plant: Plant, rng: np.random.Generator) -> None:
+        machines = plant.machines
+        specs = [(m_idx, s) for m_idx, m in enumerate(machines) for s in m.sensors]
+        self.rng = rng
+        self.dt_s = plant.sample_period_ms / 1000
+        self.sensor_machine = np.array([m_idx for m_idx, _ in specs], dtype=np.intp)
+        self.idle = np.array([s.idle for _, s in specs])
+        self.gain = np.array([s.gain for _, s in specs])
+        self.stopped = np.array([s.stopped for _, s in specs])
+        self.noise = np.array([s.noise for _, s in specs])
+        # Discrete first-order lag: the fraction of the gap to the target closed in one sample period.
+        self.alpha = np.array([1.0 if s.lag_s == 0 else 1 - np.exp(-self.dt_s / s.lag_s) for _, s in specs])
+        self.low = np.array([s.low for _, s in specs])
+        self.high = np.array([s.high for _, s in specs])
+        cycles = [m.load for m in machines]
+        self.period_s = np.array([c.period_s for c in cycles])
+        self.load_mid = np.array([(c.high + c.low) / 2 for c in cycles])
+        self.load_amp = np.array([(c.high - c.low) / 2 for c in cycles])
+        self.wander_step = np.array([c.wander for c in cycles]) * np.sqrt(self.dt_s / 60)
+        self.phase = rng.uniform(0, 2 * np.pi, len(machines))
+        self.wander = np.zeros(len(machines))
+        # Start in steady state: lagged quantities already at the level of the initial load.
+        self.lagged_drive = self.load(0.0)[self.sensor_machine]
+        self.lagged_running = np.ones(len(specs))
+
+    def load(self, t_s: float) -> np.ndarray:
+        cycle = self.load_mid + self.load_amp * np.sin(2 * np.pi * t_s / self.period_s + self.phase)
+        return np.clip(cycle + self.wander, 0.0, 1.0)
+
+    def step(self, t_s: float, running: np.ndarray, inverted: np.ndarray | None) -> np.ndarray:
+        """Values at t_s (seconds since the start). ``running``: per machine; ``inverted``: per-sensor weight of
+        ``1 - load`` in that sensor's drive (the relation-break fault), None when no sensor is affected."""
+        self.wander = 0.995 * self.wander + self.wander_step * self.rng.standard_normal(self.wander.size)
+        machine_load = self.load(t_s) * running
+        drive = machine_load[self.sensor_machine]
+        if inverted is not None:
+            drive = drive + inverted * (1 - 2 * drive)
+        run = running[self.sensor_machine]
+        self.lagged_drive += self.alpha * (drive - self.lagged_drive)
+        self.lagged_running += self.alpha * (run - self.lagged_running)
+        level = self.stopped + (self.idle - self.stopped) * self.lagged_running + self.gain * self.lagged_drive
+        return np.clip(level + self.noise * self.rng.standard_normal(level.size), self.low, self.high)

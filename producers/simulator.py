@@ -1,0 +1,166 @@
+"""The plant simulator: deterministic readings (given a seed) with the scenario's faults, in simulated event time.
+
+:func:`simulate` yields ``(machine_id, ts_ms, readings)`` per machine per sample instant, as fast as it is asked;
+:func:`run_simulation` is the whole produce loop (labels to file and ClickHouse, then every message through the
+SDK logger at a chosen wall-clock rate), what ``plantwatch produce`` runs and what the demo and benchmarks call.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from plantwatch.settings import Settings
+from producers.faults import NO_FAULTS, FaultInjector, FaultLabel, Scenario
+from producers.labels import labels_path, record_labels
+from producers.plant import Plant
+from producers.sdk_logger import SdkLogger
+from producers.signals import PlantSignals
+
+log = logging.getLogger(__name__)
+
+Message = tuple[str, int, list[dict]]
+DECIMALS = 3  # values are rounded: shorter JSON, and no sensor is that precise anyway
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Simulation:
+    """One run's generators, so the labels are known before the first reading is."""
+
+    def __init__(self, plant: Plant, scenario: Scenario = NO_FAULTS, seed: int = 0, start_ms: int | None = None):
+        self.plant = plant
+        self.start_ms = now_ms() // 1000 * 1000 if start_ms is None else start_ms
+        self.signals = PlantSignals(plant, np.random.default_rng(seed))
+        # Faults draw from their own generator: the same seed gives the same underlying signal with or without them.
+        self.faults = FaultInjector(plant, scenario, self.start_ms, np.random.default_rng([seed, 1]))
+
+    def end_ms(self, ticks: int) -> int:
+        return self.start_ms + ticks * self.plant.sample_period_ms
+
+    def messages(self, ticks: int | None = None) -> Iterator[Message]:
+        period = self.plant.sample_period_ms
+        layout = []
+        offset = 0
+        for machine in self.plant.machines:
+            meta = [(s.id, s.kind.value, s.unit) for s in machine.sensors]
+            layout.append((machine.id, offset, offset + len(meta), meta))
+            offset += len(meta)
+        emit_all = np.ones(offset, dtype=bool)
+        for tick in range(ticks) if ticks is not None else itertools.count():
+            ts = self.start_ms + tick * period
+            active = self.faults.active(ts)
+            values = self.signals.step(tick * period / 1000, self.faults.running(active), self.faults.inverted(active))
+            emit = emit_all
+            if active:
+                emit = emit_all.copy()
+                self.faults.apply(ts, active, values, emit)
+            rounded = np.round(values, DECIMALS).tolist()
+            for machine_id, a, b, meta in layout:
+                if emit is emit_all or emit[a:b].all():
+                    readings = [
+                        {"sensor_id": sid, "kind": kind, "value": v, "unit": unit, "seq": tick}
+                        for (sid, kind, unit), v in zip(meta, rounded[a:b], strict=True)
+                    ]
+                else:
+                    readings = [
+                        {"sensor_id": sid, "kind": kind, "value": v, "unit": unit, "seq": tick}
+                        for (sid, kind, unit), v, on in zip(meta, rounded[a:b], emit[a:b], strict=True)
+                        if on
+                    ]
+                    if not readings:
+                        continue
+                yield machine_id, ts, readings
+
+
+def ticks_for(plant: Plant, duration_s: float | None = None, count: int | None = None) -> int | None:
+    """Sample instants needed for a simulated duration, or for ``count`` readings; None: no end."""
+    if duration_s is not None:
+        return math.ceil(duration_s * 1000 / plant.sample_period_ms)
+    if count is not None:
+        return math.ceil(count / plant.sensor_count)
+    return None
+
+
+def simulate(
+    plant: Plant,
+    scenario: Scenario = NO_FAULTS,
+    seed: int = 0,
+    start_ms: int | None = None,
+    duration_s: float | None = None,
+) -> Iterator[Message]:
+    """``(machine_id, ts_ms, readings)`` for every machine at every sample instant (endless without a duration)."""
+    return Simulation(plant, scenario, seed, start_ms).messages(ticks_for(plant, duration_s))
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    readings: int
+    messages: int
+    seconds: float
+    delivered: bool
+    labels: list[FaultLabel] = field(default_factory=list)
+    labels_file: Path | None = None
+
+
+def run_simulation(
+    settings: Settings,
+    plant: Plant,
+    scenario: Scenario = NO_FAULTS,
+    *,
+    seed: int = 0,
+    start_ms: int | None = None,
+    duration_s: float | None = None,
+    count: int | None = None,
+    rate: float | None = None,
+    archive: bool = True,
+    run_id: str | None = None,
+    flush_timeout: float = 60.0,
+) -> RunResult:
+    """Simulate and publish: labels first, then every reading through the SDK logger.
+
+    ``rate`` is wall-clock readings per second: None for real time (the plant's own sample rate), 0 for as fast as
+    possible. Stops after ``duration_s`` of simulated time or ``count`` readings (or never, without either).
+    """
+    sim = Simulation(plant, scenario, seed, start_ms)
+    run_id = run_id or f"sim-{seed}-{sim.start_ms}"
+    ticks = ticks_for(plant, duration_s, count)
+    labels = sim.faults.labels(run_id, None if ticks is None else sim.end_ms(ticks))
+    path = labels_path(settings, run_id)
+    record_labels(settings, labels, path)
+    if rate is None:
+        rate = plant.sensor_count * 1000 / plant.sample_period_ms
+    limit = count if count is not None else math.inf
+    began = time.monotonic()
+    logger = SdkLogger(settings, archive=archive)
+    try:
+        last_ts = None
+        for machine_id, ts, readings in sim.messages(ticks):
+            logger.log(machine_id, ts, readings)
+            if logger.stats.readings >= limit:
+                break
+            if rate and ts != last_ts:
+                last_ts = ts
+                _pace(logger, began, logger.stats.readings / rate)
+    finally:
+        delivered = logger.close(flush_timeout)
+    stats = logger.stats
+    log.info("run %s: %d readings in %d messages", run_id, stats.readings, stats.messages)
+    return RunResult(run_id, stats.readings, stats.messages, time.monotonic() - began, delivered, labels, path)
+
+
+def _pace(logger: SdkLogger, began: float, due_s: float) -> None:
+    """Wait until due_s after began, serving the logger meanwhile."""
+    while (wait := due_s - (time.monotonic() - began)) > 0:
+        time.sleep(min(wait, 0.1))
+        logger.service()
