@@ -1,0 +1,186 @@
+"""Grafana provisioning as code: dashboards and alerting files validated against Grafana 11.6's JSON schemas
+(../shared/schemas/grafana), and every ClickHouse query in the dashboards run against the real ClickHouse.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from plantwatch import dashboards, warehouse
+from plantwatch.settings import PROJECT_ROOT, Settings
+
+SCHEMAS = PROJECT_ROOT.parent / "shared" / "schemas" / "grafana"
+PROVISIONING = PROJECT_ROOT / "grafana" / "provisioning"
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def validator(schema_file: str, definition: str | None = None) -> jsonschema.Draft7Validator:
+    schema = json.loads((SCHEMAS / schema_file).read_text())
+    if definition:
+        schema = {"$ref": f"#/definitions/{definition}", "definitions": schema["definitions"]}
+    return jsonschema.Draft7Validator(schema)
+
+
+def errors(check: jsonschema.Draft7Validator, document: Any) -> list[str]:
+    return [f"{list(e.absolute_path)}: {e.message[:200]}" for e in check.iter_errors(document)]
+
+
+def load_yaml(relative: str) -> dict[str, Any]:
+    return yaml.safe_load((PROVISIONING / relative).read_text())
+
+
+@pytest.mark.parametrize("name", sorted(dashboards.dashboards()))
+def test_committed_dashboard_is_what_the_code_generates(name: str) -> None:
+    committed = dashboards.OUT_DIR / name
+    assert committed.read_text() == dashboards.render(dashboards.dashboards()[name]), (
+        "regenerate with `python -m plantwatch.dashboards`"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(dashboards.dashboards()))
+def test_dashboard_matches_the_grafana_schema(name: str) -> None:
+    board = json.loads((dashboards.OUT_DIR / name).read_text())
+    assert errors(validator("dashboard.jsonschema.json"), board) == []
+    assert board["schemaVersion"] == 41 and board["uid"].startswith("pw-")
+
+
+def test_a_broken_dashboard_fails_the_schema() -> None:
+    board = dashboards.plant_overview()
+    board["panels"][0]["gridPos"] = {"x": 0}
+    del board["templating"]
+    assert len(errors(validator("dashboard.jsonschema.json"), board)) >= 2
+
+
+def test_machine_detail_marks_anomaly_flags_and_sensor_faults() -> None:
+    board = dashboards.machine_detail()
+    names = {a["name"]: a["target"]["rawSql"] for a in board["annotations"]["list"] if "target" in a}
+    assert "FROM anomaly_flags" in names["Anomaly flags"] and "FROM sensor_fault_flags" in names["Sensor faults"]
+    [sensor_panel] = [p for p in board["panels"] if p.get("repeat") == "sensor"]
+    assert "band_low" in sensor_panel["targets"][0]["rawSql"] and "band_high" in sensor_panel["targets"][0]["rawSql"]
+
+
+# Grafana's ClickHouse macros and the dashboards' variables, replaced the way Grafana would for a last-hour view.
+MACROS = [
+    (re.compile(r"\$__timeFilter\((\w+)\)"), r"\1 >= now() - INTERVAL 1 HOUR"),
+    (re.compile(r"\$__timeInterval\((\w+)\)"), r"toStartOfInterval(\1, INTERVAL 10 SECOND)"),
+    (re.compile(r"\$\{line:singlequote\}"), "'L1'"),
+    (re.compile(r"\$\{machine\}"), "L1-pump01"),
+    (re.compile(r"\$\{sensor\}"), "temp"),
+]
+
+
+def clickhouse_queries(board: dict[str, Any]) -> list[tuple[str, str]]:
+    """(where, SQL) of every ClickHouse query of a dashboard: panels, annotations and variables."""
+    found = []
+    for item in board["panels"]:
+        found += [(item["title"], t["rawSql"]) for t in item["targets"] if "rawSql" in t]
+    found += [(a["name"], a["target"]["rawSql"]) for a in board["annotations"]["list"] if "target" in a]
+    found += [(v["name"], v["query"]) for v in board["templating"]["list"]]
+    return found
+
+
+@pytest.fixture
+def marts(isolated: Settings) -> Settings:
+    admin = warehouse.client(isolated, database="default")
+    for statement in warehouse.render(FIXTURES / "marts.sql", isolated):
+        admin.command(statement)
+    client = warehouse.client(isolated)
+    client.command("INSERT INTO machines VALUES ('L1-pump01', 'L1', 'pump')")
+    client.command(
+        "INSERT INTO readings_raw (machine_id, sensor_id, sensor_kind, value, unit, event_time, seq, schema_version) "
+        "SELECT 'L1-pump01', 'temp', 'temperature', 50 + number % 7, 'C', now64(3) - INTERVAL number SECOND, "
+        "1000 - number, 1 FROM numbers(900)"
+    )
+    return isolated
+
+
+def test_every_dashboard_query_runs_on_clickhouse(marts: Settings) -> None:
+    client = warehouse.client(marts)
+    ran = 0
+    for board in dashboards.dashboards().values():
+        for where, raw in clickhouse_queries(board):
+            query = raw
+            for pattern, replacement in MACROS:
+                query = pattern.sub(replacement, query)
+            assert "$" not in query, f"{board['title']} / {where}: unreplaced macro"
+            try:
+                client.query(query)
+            except Exception as exc:
+                pytest.fail(f"{board['title']} / {where}: {exc}\n{query}")
+            ran += 1
+    assert ran >= 15
+    band_sql = dashboards.sensor_band_sql()
+    for pattern, replacement in MACROS:
+        band_sql = pattern.sub(replacement, band_sql)
+    rows = client.query(band_sql).named_results()
+    banded = [r for r in rows if r["band_low"] < r["value"] < r["band_high"]]
+    assert len(banded) >= 80  # 15 minutes of readings in 10-second intervals, inside their rolling band
+
+
+def rule_bodies() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(group, rule) of the provisioned alert rules."""
+    return [(group, rule) for group in load_yaml("alerting/rules.yaml")["groups"] for rule in group["rules"]]
+
+
+def api_shape(group: dict[str, Any], rule: dict[str, Any]) -> dict[str, Any]:
+    """A file-provisioned rule as the provisioning API's rule body (the shape alerting.jsonschema.json describes)."""
+    return {**rule, "orgID": group["orgId"], "ruleGroup": group["name"], "folderUID": group["folder"]}
+
+
+def test_rule_file_wrapper_and_uniqueness() -> None:
+    document = load_yaml("alerting/rules.yaml")
+    assert document["apiVersion"] == 1
+    uids = [rule["uid"] for _, rule in rule_bodies()]
+    assert len(uids) == len(set(uids)) == 5
+
+
+@pytest.mark.parametrize("group,rule", rule_bodies(), ids=[rule["uid"] for _, rule in rule_bodies()])
+def test_alert_rule_matches_the_grafana_schema(group: dict[str, Any], rule: dict[str, Any]) -> None:
+    assert errors(validator("alerting.jsonschema.json", "Rule"), api_shape(group, rule)) == []
+    datasource_uids = {ds["uid"] for ds in load_yaml("datasources/clickhouse.yaml")["datasources"]}
+    [query] = [item for item in rule["data"] if item["datasourceUid"] != "__expr__"]
+    assert query["datasourceUid"] in datasource_uids and query["model"]["rawSql"].strip()
+    expressions = [item["model"] for item in rule["data"] if item["datasourceUid"] == "__expr__"]
+    for model in expressions:
+        assert errors(validator("expr.jsonschema.json"), model) == []
+    assert {m["type"] for m in expressions} == {"reduce", "threshold"}
+    assert rule["condition"] == next(m["refId"] for m in expressions if m["type"] == "threshold")
+    assert rule["annotations"]["summary"] and rule["annotations"]["runbook"]
+    assert rule["for"] and rule["labels"]
+
+
+def test_a_broken_rule_fails_the_schema() -> None:
+    group, rule = rule_bodies()[0]
+    broken = {**api_shape(group, rule), "noDataState": "Maybe"}
+    del broken["condition"]
+    assert len(errors(validator("alerting.jsonschema.json", "Rule"), broken)) == 2
+
+
+def test_contact_points_and_policy_come_from_the_environment() -> None:
+    contact_points = load_yaml("alerting/contact-points.yaml")["contactPoints"]
+    receivers = {r["type"]: r for cp in contact_points for r in cp["receivers"]}
+    for receiver in receivers.values():
+        assert errors(validator("alerting.jsonschema.json", "ContactPoint"), receiver) == []
+    assert receivers["webhook"]["settings"]["url"] == "${PLANTWATCH_ALERTING__WEBHOOK_URL}"
+    assert receivers["email"]["settings"]["addresses"] == "${PLANTWATCH_ALERTING__EMAIL_TO}"
+    [policy] = load_yaml("alerting/policies.yaml")["policies"]
+    body = {k: v for k, v in policy.items() if k != "orgId"}
+    assert errors(validator("alerting.jsonschema.json", "NotificationPolicy"), body) == []
+    names = {cp["name"] for cp in contact_points}
+    assert policy["receiver"] in names and {r["receiver"] for r in policy["routes"]} <= names
+
+
+def test_datasources_take_address_and_credentials_from_the_environment() -> None:
+    sources = {ds["uid"]: ds for ds in load_yaml("datasources/clickhouse.yaml")["datasources"]}
+    clickhouse = sources["plantwatch-clickhouse"]
+    assert clickhouse["type"] == "grafana-clickhouse-datasource"
+    for value in (*clickhouse["jsonData"].values(), *clickhouse["secureJsonData"].values()):
+        assert not isinstance(value, str) or value.startswith("${") or value == "native"
+    assert sources["plantwatch-prometheus"]["url"].startswith("${")
