@@ -94,6 +94,7 @@ def replay(
     label_column: Annotated[str | None, typer.Option(help="0/1 column to record as ground truth.")] = None,
     label_kind: str = "labelled",
     kind: Annotated[list[str] | None, typer.Option(help="COLUMN=KIND for a column whose kind is not guessed.")] = None,
+    ignore: Annotated[list[str] | None, typer.Option(help="A column that is not a sensor.")] = None,
     rebase: Annotated[bool, typer.Option(help="Move the first row to now, keeping the spacing.")] = False,
     speed: Annotated[str, typer.Option(help="1x, 10x, ... or max.")] = "max",
     no_archive: Annotated[bool, typer.Option("--no-archive")] = False,
@@ -107,6 +108,7 @@ def replay(
         report = replay_csv(
             settings, file, machine, delimiter=delimiter, time_column=time_column, time_format=time_format,
             label_column=label_column, label_kind=label_kind, kinds=_kinds(kind or []),
+            ignore=tuple(ignore or []),
             rebase_to_ms=_time_ms(datetime.now(UTC).isoformat()) if rebase else None,
             speed=parse_speed(speed), archive=not no_archive,
         )  # fmt: skip

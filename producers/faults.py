@@ -9,8 +9,8 @@ simulated time from the run's start and a severity in (0, 1]. The kinds and thei
 - ``dropout``: the sensors send nothing (their sequence numbers keep counting, so the gap shows downstream).
 - ``out_of_range``: garbage outside the sensors' physical range.
 - ``shutdown``: the machine stops; load, current, speed and vibration fall away, temperatures cool.
-- ``relation_break``: the sensors are driven by the inverse of the machine's load; each stays in its normal range
-  but no longer moves with the machine's other sensors.
+- ``relation_break``: the sensors' drive is pushed half the load range away from the machine's load (down when the
+  load is high, up when it is low): each stays in its normal range, but no longer agrees with the other sensors.
 
 Randomness here comes from its own generator, so a run with faults has the same underlying signal as the same seed
 without them: outside the faults' windows (and lags) the readings are identical.
@@ -161,7 +161,7 @@ class FaultInjector:
                 running[a.machine] = 0.0
         return running
 
-    def inverted(self, active: list[_Active]) -> np.ndarray | None:
+    def decoupled(self, active: list[_Active]) -> np.ndarray | None:
         breaks = [a for a in active if a.fault.kind is FaultKind.RELATION_BREAK]
         if not breaks:
             return None

@@ -1,6 +1,6 @@
 """Replay a historian export (CSV, one row per instant, one column per sensor) as one machine's readings.
 
-The delimiter is sniffed (``csv.Sniffer``) unless given; the time column is the one named like a time
+The delimiter is detected from the header unless given; the time column is the one named like a time
 (``datetime``, ``timestamp``, ``time``, ``date``, ...) unless given. Times are ISO 8601 (naive ones are UTC), epoch
 seconds or milliseconds, or follow ``time_format`` (strptime). Each other column is a sensor; its kind is guessed
 from its name (``temp``, ``vib``, ``press``, ``current``/``amp``, ``speed``/``rpm``, ``flow``) unless given, and
@@ -28,6 +28,7 @@ from producers.faults import FaultLabel
 from producers.labels import labels_path, record_labels
 from producers.sdk_logger import SdkLogger
 
+DELIMITERS = (",", ";", "\t", "|")
 TIME_NAMES = ("datetime", "timestamp", "time", "date", "ts", "zeit", "datum")
 KIND_WORDS: tuple[tuple[str, SensorKind], ...] = (
     ("temp", SensorKind.TEMPERATURE),
@@ -93,7 +94,9 @@ def _sensor_column(index: int, name: str, kinds: dict[str, SensorKind]) -> Senso
     if kind is None:
         kind = next((k for word, k in KIND_WORDS if word in sensor_id), None)
     if kind is None:
-        raise ReplayError(f"cannot tell the sensor kind of column {name!r}: give it, e.g. --kind '{name}=pressure'")
+        raise ReplayError(
+            f"cannot tell the sensor kind of column {name!r}: give it (e.g. --kind '{name}=pressure') or --ignore it"
+        )
     if unit is None or not UNIT.fullmatch(unit):
         unit = DEFAULT_UNITS[kind]
     return SensorColumn(index, sensor_id, kind, unit)
@@ -105,6 +108,7 @@ def detect_layout(
     time_column: str | None = None,
     label_column: str | None = None,
     kinds: dict[str, SensorKind] | None = None,
+    ignore: tuple[str, ...] = (),
 ) -> Layout:
     names = [h.strip() for h in header]
     if time_column is None:
@@ -115,7 +119,7 @@ def detect_layout(
         raise ReplayError(f"time column {time_column!r} not in the header {names}")
     if label_column is not None and label_column not in names:
         raise ReplayError(f"label column {label_column!r} not in the header {names}")
-    skip = {time_column, label_column}
+    skip = {time_column, label_column, *ignore}
     sensors = tuple(_sensor_column(i, n, kinds or {}) for i, n in enumerate(names) if n not in skip)
     if not sensors:
         raise ReplayError("no sensor columns")
@@ -221,12 +225,15 @@ def episodes(
 
 
 def sniff_delimiter(path: Path) -> str:
+    """The candidate that splits the header into the most fields (csv.Sniffer gives up on files with broken
+    lines, which historian exports have)."""
     with path.open(newline="", encoding="utf-8-sig") as f:
-        sample = f.read(64 * 1024)
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error as exc:
-        raise ReplayError(f"cannot tell the delimiter of {path}: give it with --delimiter") from exc
+        header = f.readline()
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(counts, key=counts.__getitem__)
+    if counts[best] == 0:
+        raise ReplayError(f"cannot tell the delimiter of {path}: give it with --delimiter")
+    return best
 
 
 def replay_csv(
@@ -240,6 +247,7 @@ def replay_csv(
     label_column: str | None = None,
     label_kind: str = "labelled",
     kinds: dict[str, SensorKind] | None = None,
+    ignore: tuple[str, ...] = (),
     rebase_to_ms: int | None = None,
     speed: float = 0.0,
     archive: bool = True,
@@ -254,7 +262,7 @@ def replay_csv(
         header = next(csv.reader(f, delimiter=delimiter), None)
     if not header:
         raise ReplayError(f"{path} is empty")
-    layout = detect_layout(header, delimiter, time_column, label_column, kinds)
+    layout = detect_layout(header, delimiter, time_column, label_column, kinds, ignore)
     report = ReplayReport(run_id or f"replay-{machine_id}-{path.stem}-{time.time_ns() // 1_000_000}")
     seq = dict.fromkeys((c.sensor_id for c in layout.sensors), 0)
     marks: list[tuple[int, bool]] = []

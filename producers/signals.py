@@ -45,14 +45,15 @@ class PlantSignals:
         cycle = self.load_mid + self.load_amp * np.sin(2 * np.pi * t_s / self.period_s + self.phase)
         return np.clip(cycle + self.wander, 0.0, 1.0)
 
-    def step(self, t_s: float, running: np.ndarray, inverted: np.ndarray | None) -> np.ndarray:
-        """Values at t_s (seconds since the start). ``running``: per machine; ``inverted``: per-sensor weight of
-        ``1 - load`` in that sensor's drive (the relation-break fault), None when no sensor is affected."""
+    def step(self, t_s: float, running: np.ndarray, decoupled: np.ndarray | None) -> np.ndarray:
+        """Values at t_s (seconds since the start). ``running``: per machine, 1 or 0. ``decoupled``: per sensor, how
+        far (0..1) its drive is pushed away from the machine's load, towards the other half of the load range (the
+        relation-break fault: inside the normal range, but no longer what the load says); None for none."""
         self.wander = 0.995 * self.wander + self.wander_step * self.rng.standard_normal(self.wander.size)
         machine_load = self.load(t_s) * running
         drive = machine_load[self.sensor_machine]
-        if inverted is not None:
-            drive = drive + inverted * (1 - 2 * drive)
+        if decoupled is not None:
+            drive = drive + decoupled * np.where(drive < 0.5, 0.5, -0.5)
         run = running[self.sensor_machine]
         self.lagged_drive += self.alpha * (drive - self.lagged_drive)
         self.lagged_running += self.alpha * (run - self.lagged_running)
