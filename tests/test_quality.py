@@ -1,0 +1,190 @@
+"""`plantwatch check`: the data-quality checkpoint on the real ClickHouse, on good data and on bad data (future
+timestamps, duplicates, decreasing sequence numbers, impossible values, a stale machine, derived tables that disagree
+with the raw data); results land in dq_results and reach the local Prometheus.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from expectations import DERIVED, RAW
+from expectations.checkpoint import CheckRun
+from plantwatch import warehouse
+from plantwatch.checks import METRICS_JOB, check_once
+from plantwatch.metrics import serve_metrics
+from plantwatch.reading import COLUMN_NAMES
+from plantwatch.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MACHINES = ("L1-pump01", "L1-pump02")
+SENSORS = (("temp", "temperature", "C", 60.0), ("vib", "vibration", "mm/s", 3.0))
+
+
+def good_rows(machine: str, end: datetime, count: int = 60, first_seq: int = 0) -> list[list[object]]:
+    """One reading a second per sensor, ending at `end`, with increasing sequence numbers."""
+    rows = []
+    for sensor, kind, unit, level in SENSORS:
+        for i in range(count):
+            at = end - timedelta(seconds=count - 1 - i)
+            rows.append([machine, sensor, kind, level + (i % 5) * 0.1, unit, at, first_seq + i, 1])
+    return rows
+
+
+def insert(settings: Settings, rows: list[list[object]]) -> None:
+    warehouse.client(settings).insert(settings.clickhouse.raw_readings_table, rows, column_names=list(COLUMN_NAMES))
+
+
+def failed(run: CheckRun) -> set[str]:
+    return {f"{o.suite}.{o.expectation}" for o in run.failures}
+
+
+@pytest.fixture
+def good(isolated: Settings) -> Settings:
+    now = datetime.now(UTC)
+    for machine in MACHINES:
+        insert(isolated, good_rows(machine, now))
+    return isolated
+
+
+def test_good_raw_data_passes_and_is_recorded(good: Settings) -> None:
+    run = check_once(good, (RAW,))
+    assert run.success, failed(run)
+    assert {o.suite for o in run.outcomes} == {"readings", "freshness"}
+    assert len(run.outcomes) >= 20
+    client = warehouse.client(good)
+    stored = client.query(
+        f"SELECT count(), countIf(success), uniqExact(suite) FROM {good.clickhouse.dq_results_table} "
+        f"WHERE run_id = '{run.run_id}'"
+    ).result_rows[0]
+    assert stored == (len(run.outcomes), len(run.outcomes), 2)
+
+
+def test_bad_raw_data_fails_the_expectations_that_see_it(good: Settings) -> None:
+    now = datetime.now(UTC)
+    future = now + timedelta(hours=2)
+    insert(good, [["L1-pump01", "temp", "temperature", 61.0, "C", future, 10_000, 1]])  # from the future
+    # Same sensor and instant as an existing reading, another seq: a duplicate the view cannot fold.
+    sql = (
+        f"SELECT event_time FROM {good.clickhouse.readings_view} "
+        "WHERE machine_id = 'L1-pump02' AND sensor_id = 'vib' ORDER BY event_time LIMIT 1 OFFSET 30"
+    )
+    [(taken,)] = warehouse.client(good).query(sql).result_rows
+    insert(good, [["L1-pump02", "vib", "vibration", 3.0, "mm/s", taken, 99_999, 1]])
+    insert(good, good_rows("L1-pump03", now - timedelta(minutes=30), count=10))  # stale machine
+    insert(good, [["L1-pump03", "temp", "temperature", 900.0, "C", now - timedelta(minutes=40), 0, 1]])
+    run = check_once(good, (RAW,))
+
+    assert not run.success
+    assert failed(run) == {
+        "readings.readings_not_in_future",
+        "readings.readings_no_duplicates",
+        "readings.readings_seq_increasing",  # the duplicate's seq jumps ahead of its successors
+        "readings.value_in_physical_range:temperature",
+        "freshness.readings_fresh",
+    }
+    by_name = {o.expectation: o for o in run.outcomes}
+    assert by_name["readings_not_in_future"].observed == "1 unexpected rows"
+    assert by_name["readings_fresh"].observed == "1 unexpected rows"  # only L1-pump03 is stale
+    assert "900.0" in by_name["value_in_physical_range:temperature"].observed
+
+    rows = warehouse.client(good).query(
+        f"SELECT expectation, success, observed FROM {good.clickhouse.dq_results_table} WHERE run_id = '{run.run_id}'"
+    )
+    stored = {name: (ok, observed) for name, ok, observed in rows.result_rows}
+    assert stored["readings_no_duplicates"] == (False, "1 unexpected rows")
+    assert stored["readings_fresh"][0] is False and stored["machine_id_not_null"][0] is True
+
+
+def test_cli_exits_non_zero_on_bad_data_and_zero_on_good(good: Settings) -> None:
+    env = {**os.environ, "PLANTWATCH_CLICKHOUSE__DATABASE": good.clickhouse.database, "COLUMNS": "200"}
+    cli = [Path(sys.executable).parent / "plantwatch", "check", "--suite", RAW]
+    ok = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "PASSED" in ok.stdout and "readings" in ok.stdout and "freshness" in ok.stdout
+
+    insert(good, [["L1-pump01", "temp", "temperature", 61.0, "C", datetime.now(UTC) + timedelta(days=1), 10**6, 1]])
+    bad = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "FAILED (1 expectations)" in bad.stdout and "readings_not_in_future" in bad.stdout
+
+
+@pytest.fixture
+def marts(good: Settings) -> Settings:
+    admin = warehouse.client(good, database="default")
+    for statement in warehouse.render(FIXTURES / "marts.sql", good):
+        admin.command(statement)
+    client = warehouse.client(good)
+    client.insert("machines", [[m, "L1", "pump"] for m in MACHINES], column_names=["machine_id", "line_id", "model"])
+    client.command(
+        "INSERT INTO pipeline_stats SELECT toStartOfMinute(event_time) AS minute, count(), uniqExact(machine_id), 1.5 "
+        f"FROM {good.clickhouse.readings_view} GROUP BY minute"
+    )
+    t = datetime.now(UTC)
+    flag = ["L1-pump01", "temp", "spike", t, t, 9.0, "critical"]
+    client.insert("anomaly_flags", [flag])
+    client.insert("sensor_fault_flags", [["L1-pump02", "vib", "stuck", t, t, 1.0, "warning"]])
+    client.insert("alerts", [["a1", "L1-pump01", "temp", "machine", "spike", "critical", "open", t, None, t, 1, 9.0]])
+    return good
+
+
+def test_derived_tables_pass_when_consistent(marts: Settings) -> None:
+    run = check_once(marts, (DERIVED,))
+    assert run.success, failed(run)
+    assert {o.suite for o in run.outcomes} == {"anomaly_flags", "sensor_fault_flags", "alerts", "pipeline_stats"}
+
+
+def test_derived_tables_fail_on_unknown_machines_and_miscounts(marts: Settings) -> None:
+    client = warehouse.client(marts)
+    t = datetime.now(UTC)
+    client.insert("anomaly_flags", [["ghost-machine", "", "bogus_kind", t, t, 1.0, "warning"]])
+    client.command("ALTER TABLE pipeline_stats UPDATE readings = readings + 7 WHERE 1 SETTINGS mutations_sync = 1")
+    run = check_once(marts, (DERIVED,))
+    assert failed(run) == {
+        "anomaly_flags.flags_known_machines",
+        "anomaly_flags.flag_kind_known",
+        "pipeline_stats.pipeline_stats_match_raw",
+    }
+
+
+def test_missing_marts_fail_their_suites(good: Settings) -> None:
+    run = check_once(good, (DERIVED,))
+    assert failed(run) == {
+        f"{t}.table_exists" for t in ("anomaly_flags", "sensor_fault_flags", "alerts", "pipeline_stats")
+    }
+
+
+def prometheus_value(settings: Settings, query: str) -> list[dict]:
+    url = f"{settings.prometheus.url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return orjson.loads(response.read())["data"]["result"]
+
+
+def test_results_are_served_to_and_scraped_by_prometheus(good: Settings) -> None:
+    port = serve_metrics(good, METRICS_JOB)
+    insert(good, [["L1-pump01", "temp", "temperature", 61.0, "C", datetime.now(UTC) + timedelta(days=1), 10**6, 1]])
+    run = check_once(good, (RAW,))
+    assert not run.success
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        exposition = response.read().decode()
+    db = good.clickhouse.database
+    assert f'plantwatch_dq_last_run_success{{database="{db}"}} 0.0' in exposition
+    labels = f'database="{db}",expectation="readings_not_in_future",suite="readings"'
+    assert f"plantwatch_dq_expectation_success{{{labels}}} 0.0" in exposition
+
+    deadline = time.monotonic() + 45  # file discovery refresh and scrape interval are 5 s each
+    query = f'plantwatch_dq_failed_expectations{{database="{db}",suite="readings"}}'
+    while not (result := prometheus_value(good, query)) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert result, "Prometheus did not scrape the data-quality metrics"
+    assert result[0]["value"][1] == "1"
