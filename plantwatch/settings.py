@@ -63,6 +63,7 @@ class ClickHouseSettings(BaseModel):
     readings_view: str = "readings"
     fault_labels_table: str = "fault_labels"
     dq_results_table: str = "dq_results"  # written by `plantwatch check`
+    baselines_table: str = "machine_baselines"  # commissioning baselines (`plantwatch baseline fit`)
     raw_ttl_days: int = 365
 
     @property
@@ -120,6 +121,16 @@ class AlertingSettings(BaseModel):
     webhook_timeout_seconds: float = 5.0
 
 
+class TransformSettings(BaseModel):
+    """The dbt project (dbt_project/, `plantwatch transform`); detector thresholds are dbt vars, documented there."""
+
+    project_dir: Path = PROJECT_ROOT / "dbt_project"
+    threads: int = 4
+    every_seconds: float = 10.0  # `plantwatch transform --every` default
+    # dbt vars to override (e.g. {"spike_threshold": 10}); names and table names come from the settings above.
+    vars: dict[str, str | int | float] = {}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PLANTWATCH_", env_nested_delimiter="__", extra="ignore")
 
@@ -130,6 +141,7 @@ class Settings(BaseSettings):
     producer: ProducerSettings = ProducerSettings()
     quality: QualitySettings = QualitySettings()
     alerting: AlertingSettings = AlertingSettings()
+    transform: TransformSettings = TransformSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,0 +1,39 @@
+{#-
+  Incremental windows, shared by every incremental model (append into a ReplacingMergeTree whose version is
+  max_ingested_at, so a recomputed window replaces the old one and an identical one changes nothing).
+
+  changed_since(upstream, ...) is the body of a CTE with one row per machine that has new rows upstream:
+  (machine_id, since) = the first window to recompute. New upstream rows are those whose `watermark` column is
+  later than the newest this model has seen, less var('ingest_settle_seconds') for inserts that were still being
+  written at the last run. A machine recomputes from one window before its earliest new row, but never from
+  earlier than its latest window in this model less var('lateness_seconds'): readings later than that are dropped.
+  A full build (or a machine seen for the first time) starts at the machine's first row. A model whose own time
+  column runs ahead of its upstream's (a baseline for a block lies after its reference) says by how much in
+  this_time_lead_seconds.
+-#}
+{% macro changed_since(upstream, time_column, watermark='max_ingested_at', this_time_column='window_start', this_time_lead_seconds=0) %}
+{%- set window = var('window_seconds') -%}
+{%- if is_incremental() %}
+select
+    fresh.machine_id as machine_id,
+    greatest(
+        {{ window_start('fresh.earliest') }} - toIntervalSecond({{ window }}),
+        if(done.machine_id = '', {{ epoch() }}, done.latest - toIntervalSecond({{ var('lateness_seconds') + this_time_lead_seconds }}))
+    ) as since
+from (
+    select machine_id, min({{ time_column }}) as earliest
+    from {{ upstream }}
+    where {{ watermark }} > (
+        select max(max_ingested_at) - toIntervalSecond({{ var('ingest_settle_seconds') }}) from {{ this }}
+    )
+    group by machine_id
+) as fresh
+left join (
+    select machine_id, max({{ this_time_column }}) as latest from {{ this }} group by machine_id
+) as done on fresh.machine_id = done.machine_id
+{%- else %}
+select machine_id, {{ window_start('min(' ~ time_column ~ ')') }} as since
+from {{ upstream }}
+group by machine_id
+{%- endif %}
+{% endmacro %}

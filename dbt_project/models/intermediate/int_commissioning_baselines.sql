@@ -1,0 +1,24 @@
+-- The commissioning baseline in force for each machine (its newest `plantwatch baseline fit`), with the inverse of
+-- its ridge-regularised correlation matrix for the detectors.
+with
+
+baselines as (
+    select * from {{ ref('stg_machine_baselines') }}
+),
+
+inverted as (
+    select
+        machine_id,
+        fitted_at,
+        fitted_from,
+        fitted_to,
+        windows,
+        sensor_ids,
+        means,
+        stds,
+        noise_mads,
+        {{ baseline_inverse('correlation') }} as inverse
+    from baselines
+)
+
+select * from inverted

@@ -1,0 +1,36 @@
+{{ config(
+    materialized='materialized_view',
+    engine='AggregatingMergeTree()',
+    order_by='(machine_id, sensor_id, minute)',
+    partition_by='toYYYYMM(minute)',
+) }}
+-- Per-minute aggregate states per machine and sensor, kept fresh by a materialized view on every insert into the raw
+-- table (and backfilled from it when created). Merge the states (avgMerge, ...) over any coarser window.
+-- A reading delivered twice is counted twice here (the MV sees inserts, not the deduplicated view).
+with
+
+readings as (
+    select * from {{ source('plantwatch', 'readings_raw') }}
+),
+
+per_minute as (
+    select
+        toString(machine_id) as machine_id,
+        toString(sensor_id) as sensor_id,
+        toStartOfMinute(event_time) as minute,
+        anyState(toString(sensor_kind)) as sensor_kind_state,
+        countState() as readings_state,
+        avgState(value) as mean_state,
+        stddevPopState(value) as stddev_state,
+        minState(value) as min_state,
+        maxState(value) as max_state,
+        argMinState(value, event_time) as first_value_state,
+        argMaxState(value, event_time) as last_value_state,
+        minState(event_time) as first_at_state,
+        maxState(event_time) as last_at_state,
+        maxState(ingested_at) as max_ingested_at_state
+    from readings
+    group by machine_id, sensor_id, minute
+)
+
+select * from per_minute

@@ -1,0 +1,9 @@
+{{ config(
+    materialized='dictionary',
+    fields=[('machine_id', 'String'), ('line_id', 'String'), ('model', 'String')],
+    primary_key='machine_id',
+    layout='COMPLEX_KEY_HASHED()',
+    lifetime='MIN 0 MAX 60',
+) }}
+-- The machines seed as a dictionary: machine -> line and model, for enrichment in materialized views and queries.
+select machine_id, line_id, model from {{ ref('machines') }}

@@ -1,0 +1,133 @@
+"""`plantwatch transform`: run the dbt project (dbt_project/) against the warehouse named in the settings.
+
+dbt gets every address and table name from the settings: the connection through the environment that
+dbt_project/profiles.yml reads (DBT_PLANTWATCH_*), the table names and any threshold overrides through ``--vars``.
+dbt runs in-process through its programmatic API (dbtRunner), so a loop (``--every``) pays dbt's start-up once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from dbt.cli.main import dbtRunner, dbtRunnerResult
+
+from plantwatch.settings import Settings
+
+
+class TransformError(RuntimeError):
+    """dbt failed: a model, a test or the invocation itself."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    command: str
+    seconds: float
+    nodes: int
+    failures: list[str]
+
+
+def dbt_vars(settings: Settings) -> dict[str, str | int | float]:
+    """The dbt vars: table names from the settings, then the configured threshold overrides."""
+    ch = settings.clickhouse
+    return {
+        "raw_readings_table": ch.raw_readings_table,
+        "readings_view": ch.readings_view,
+        "fault_labels_table": ch.fault_labels_table,
+        "baselines_table": ch.baselines_table,
+        **settings.transform.vars,
+    }
+
+
+def dbt_env(settings: Settings) -> dict[str, str]:
+    """The environment profiles.yml reads."""
+    ch = settings.clickhouse
+    return {
+        "DBT_PLANTWATCH_HOST": ch.host,
+        "DBT_PLANTWATCH_PORT": str(ch.http_port),
+        "DBT_PLANTWATCH_USER": ch.user,
+        "DBT_ENV_SECRET_PLANTWATCH_PASSWORD": ch.password,
+        "DBT_PLANTWATCH_DATABASE": ch.database,
+        "DBT_PLANTWATCH_THREADS": str(settings.transform.threads),
+    }
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def target_dir(settings: Settings) -> Path:
+    """dbt's artifacts, one folder per database so that parallel runs against different databases don't clash."""
+    return settings.state_dir / "dbt" / settings.clickhouse.database
+
+
+def run_dbt(settings: Settings, args: list[str], *, quiet: bool = True) -> RunSummary:
+    """Run one dbt command (e.g. ["build"], ["run-operation", "fit_baseline", ...]) with the settings' connection."""
+    project = settings.transform.project_dir
+    target = target_dir(settings)
+    full = [
+        *args,
+        "--project-dir", str(project),
+        "--profiles-dir", str(project),
+        "--target-path", str(target / "target"),
+        "--log-path", str(target / "logs"),
+        "--vars", json.dumps(dbt_vars(settings)),
+    ]  # fmt: skip
+    if quiet:
+        full = ["--quiet", *full]
+    began = time.monotonic()
+    with _environment(dbt_env(settings)):
+        result: dbtRunnerResult = dbtRunner().invoke(full)
+    seconds = time.monotonic() - began
+    failures: list[str] = []
+    nodes = 0
+    if result.result is not None and hasattr(result.result, "results"):
+        for node in result.result.results:
+            nodes += 1
+            if str(node.status) in ("error", "fail"):
+                failures.append(f"{node.node.name}: {node.message}")
+    if not result.success:
+        detail = "; ".join(failures) or str(result.exception or "dbt failed")
+        raise TransformError(f"dbt {args[0]} failed: {detail}")
+    return RunSummary(command=args[0], seconds=seconds, nodes=nodes, failures=failures)
+
+
+def transform(settings: Settings, *, full_refresh: bool = False, test: bool = True) -> RunSummary:
+    """One pass: `dbt build` (seeds, models, tests), or `dbt run` + `dbt seed` without the tests."""
+    extra = ["--full-refresh"] if full_refresh else []
+    if test:
+        return run_dbt(settings, ["build", *extra])
+    run_dbt(settings, ["seed", *extra])
+    return run_dbt(settings, ["run", *extra])
+
+
+def transform_every(
+    settings: Settings,
+    seconds: float,
+    *,
+    test: bool = True,
+    report: Callable[[RunSummary], None] | None = None,
+    keep_going: Callable[[], bool] = lambda: True,
+) -> None:
+    """Transform, then again every `seconds` (measured start to start) while keep_going() says so."""
+    while keep_going():
+        began = time.monotonic()
+        summary = transform(settings, test=test)
+        if report:
+            report(summary)
+        time.sleep(max(0.0, seconds - (time.monotonic() - began)))
