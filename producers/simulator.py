@@ -146,9 +146,10 @@ def run_simulation(
     try:
         last_ts = None
         for machine_id, ts, readings in sim.messages(ticks):
-            logger.log(machine_id, ts, readings)
-            if logger.stats.readings >= limit:
+            if len(readings) >= limit - logger.stats.readings:
+                logger.log(machine_id, ts, readings[: int(limit - logger.stats.readings)])
                 break
+            logger.log(machine_id, ts, readings)
             if rate and ts != last_ts:
                 last_ts = ts
                 _pace(logger, began, logger.stats.readings / rate)
