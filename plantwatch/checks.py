@@ -1,8 +1,9 @@
 """`plantwatch check`: run the data-quality checkpoint, store and export its results, print a summary.
 
 One run: validate (expectations/), insert the results into ``dq_results``, set the Prometheus gauges, print.
-With ``--every SECONDS`` it keeps running and serves /metrics, registered with the local Prometheus (file-based
-discovery), so Prometheus scrapes the gauges and Grafana can alert on them. The demo calls :func:`check_once`.
+With ``--watch`` it repeats every ``quality.check_interval_seconds`` and serves /metrics, registered with the local
+Prometheus (file-based discovery), so Prometheus scrapes the gauges and alerts on them (PlantwatchDataQualityFailed).
+The demo calls :func:`check_once` and :func:`print_run`.
 """
 
 from __future__ import annotations
@@ -68,10 +69,13 @@ Suites = Annotated[
 
 def check(
     suite: Suites = None,
-    every: Annotated[
-        float | None, typer.Option(help="Repeat every SECONDS, serving /metrics for Prometheus (Ctrl-C to stop).")
-    ] = None,
-    metrics_port: Annotated[int | None, typer.Option(help="Port for /metrics with --every (default: free).")] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            help="Repeat every quality.check_interval_seconds, serving /metrics for Prometheus (Ctrl-C stops)."
+        ),
+    ] = False,
+    metrics_port: Annotated[int | None, typer.Option(help="Port for /metrics with --watch (default: free).")] = None,
 ) -> None:
     """Run the data-quality checkpoint; exit 1 when an expectation fails."""
     settings = get_settings()
@@ -81,7 +85,7 @@ def check(
     if unknown:
         console.print(f"[red]error:[/] unknown suite group(s) {', '.join(sorted(unknown))}; choose from {GROUPS}")
         raise typer.Exit(2)
-    if every is not None:
+    if watch:
         port = serve_metrics(settings, METRICS_JOB, metrics_port)
         console.print(f"serving data-quality metrics on http://127.0.0.1:{port}/metrics")
     while True:
@@ -91,6 +95,6 @@ def check(
             console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(2) from exc
         print_run(run, console)
-        if every is None:
+        if not watch:
             raise typer.Exit(0 if run.success else 1)
-        time.sleep(every)
+        time.sleep(settings.quality.check_interval_seconds)

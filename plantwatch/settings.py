@@ -109,7 +109,7 @@ class QualitySettings(BaseModel):
     freshness_seconds: int = 300  # the latest reading of every machine is at most this old
     clock_skew_seconds: int = 5  # event times up to this far in the future are accepted
     spec_limits_csv: Path = PROJECT_ROOT / "dbt_project" / "seeds" / "spec_limits.csv"
-    check_interval_seconds: int = 60  # `plantwatch check --every` default
+    check_interval_seconds: int = 60  # how often `plantwatch check --watch` runs
 
 
 class AlertingSettings(BaseModel):
@@ -117,7 +117,7 @@ class AlertingSettings(BaseModel):
 
     rules_file: Path = PROJECT_ROOT / "grafana" / "provisioning" / "alerting" / "rules.yaml"
     webhook_url: str | None = None
-    email_to: str | None = None  # comma-separated addresses
+    email_to: str | None = None  # comma-separated addresses (Grafana's email contact point reads this variable)
     webhook_timeout_seconds: float = 5.0
 
 

@@ -6,6 +6,8 @@ with the raw data); results land in dq_results and reach the local Prometheus.
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -20,8 +22,7 @@ import pytest
 from expectations import DERIVED, RAW
 from expectations.checkpoint import CheckRun
 from plantwatch import warehouse
-from plantwatch.checks import METRICS_JOB, check_once
-from plantwatch.metrics import serve_metrics
+from plantwatch.checks import check_once
 from plantwatch.reading import COLUMN_NAMES
 from plantwatch.settings import Settings
 
@@ -169,22 +170,37 @@ def prometheus_value(settings: Settings, query: str) -> list[dict]:
         return orjson.loads(response.read())["data"]["result"]
 
 
-def test_results_are_served_to_and_scraped_by_prometheus(good: Settings) -> None:
-    port = serve_metrics(good, METRICS_JOB)
+def test_watch_mode_serves_results_that_prometheus_scrapes(good: Settings) -> None:
+    """`plantwatch check --watch` keeps checking, serves /metrics and registers it with the local Prometheus."""
     insert(good, [["L1-pump01", "temp", "temperature", 61.0, "C", datetime.now(UTC) + timedelta(days=1), 10**6, 1]])
-    run = check_once(good, (RAW,))
-    assert not run.success
+    env = {
+        **os.environ,
+        "PLANTWATCH_CLICKHOUSE__DATABASE": good.clickhouse.database,
+        "PLANTWATCH_QUALITY__CHECK_INTERVAL_SECONDS": "2",
+        "COLUMNS": "200",
+    }
+    cli = [Path(sys.executable).parent / "plantwatch", "check", "--watch", "--suite", RAW]
+    watcher = subprocess.Popen(cli, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first_line = watcher.stdout.readline() if watcher.stdout else ""
+        port = int(re.search(r"127\.0\.0\.1:(\d+)/metrics", first_line).group(1))  # type: ignore[union-attr]
+        db = good.clickhouse.database
+        labels = f'database="{db}",expectation="readings_not_in_future",suite="readings"'
+        deadline = time.monotonic() + 60
+        exposition = ""
+        while f"plantwatch_dq_expectation_success{{{labels}}} 0.0" not in exposition and time.monotonic() < deadline:
+            time.sleep(0.5)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                exposition = response.read().decode()
+        assert f"plantwatch_dq_expectation_success{{{labels}}} 0.0" in exposition
+        assert f'plantwatch_dq_last_run_success{{database="{db}"}} 0.0' in exposition
 
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        exposition = response.read().decode()
-    db = good.clickhouse.database
-    assert f'plantwatch_dq_last_run_success{{database="{db}"}} 0.0' in exposition
-    labels = f'database="{db}",expectation="readings_not_in_future",suite="readings"'
-    assert f"plantwatch_dq_expectation_success{{{labels}}} 0.0" in exposition
-
-    deadline = time.monotonic() + 45  # file discovery refresh and scrape interval are 5 s each
-    query = f'plantwatch_dq_failed_expectations{{database="{db}",suite="readings"}}'
-    while not (result := prometheus_value(good, query)) and time.monotonic() < deadline:
-        time.sleep(1)
-    assert result, "Prometheus did not scrape the data-quality metrics"
-    assert result[0]["value"][1] == "1"
+        query = f'plantwatch_dq_failed_expectations{{database="{db}",suite="readings"}}'
+        while not (result := prometheus_value(good, query)) and time.monotonic() < deadline:
+            time.sleep(1)  # file discovery refresh and scrape interval are 5 s each
+        assert result, "Prometheus did not scrape the data-quality metrics"
+        assert result[0]["value"][1] == "1"
+        assert watcher.poll() is None, "the watch loop exited"
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait(timeout=30)
