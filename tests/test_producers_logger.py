@@ -34,9 +34,7 @@ def metric(name: str) -> float:
 
 
 def test_archive_and_kafka_hold_the_same_readings(isolated: Settings, kafka_admin: AdminClient, tmp_path: Path) -> None:
-    producer = isolated.producer.model_copy(
-        update={"archive_block_bytes": 16 << 10, "archive_segment_bytes": 8 << 10}
-    )
+    producer = isolated.producer.model_copy(update={"archive_block_bytes": 16 << 10, "archive_segment_bytes": 8 << 10})
     settings = isolated.model_copy(update={"state_dir": tmp_path, "producer": producer})
     plant = load_plant(settings.producer.plant_file)
     readings_before, bytes_before = (
