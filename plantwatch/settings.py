@@ -91,7 +91,7 @@ class ProducerSettings(BaseModel):
     # The archive: wire messages as JSON lines, zstd-compressed in blocks of about this size (uncompressed) or
     # this age, in segment files rotated at segment_bytes (compressed) and at each new event date.
     archive_block_bytes: int = 1 << 20
-    archive_flush_seconds: float = 1.0
+    archive_flush_seconds: float = 5.0
     archive_segment_bytes: int = 64 << 20
     archive_zstd_level: int = 1
     cursor_flush_seconds: float = 1.0

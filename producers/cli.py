@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -21,14 +23,20 @@ from producers.replay import ReplayError, parse_speed, replay_csv
 from producers.sdk_logger import archive_root, producer_config
 from producers.simulator import run_simulation
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 archive_app = typer.Typer(help="The SDK logger's local archive.", no_args_is_help=True)
 
 
-def _metrics(enabled: bool, port: int | None) -> None:
+def _metrics(enabled: bool, port: int | None, host: str = "127.0.0.1") -> None:
     if enabled:
-        port = serve_metrics(get_settings(), "producer", port)
-        console.print(f"[dim]metrics on http://127.0.0.1:{port}/metrics[/]")
+        port = serve_metrics(get_settings(), "producer", port, host)
+        console.print(f"[dim]metrics on http://{host}:{port}/metrics[/]")
+
+
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM (Kubernetes stopping the pod) into SystemExit, so the logger writes its last block, tries to
+    deliver the rest and saves its cursor on the way out."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def _time_ms(text: str) -> int:
@@ -48,14 +56,16 @@ def produce(
     run_id: Annotated[str | None, typer.Option(help="Names the run in the labels.")] = None,
     no_archive: Annotated[bool, typer.Option("--no-archive", help="Kafka only, no local archive.")] = False,
     metrics: Annotated[bool, typer.Option(help="Serve Prometheus metrics.")] = True,
-    metrics_port: int | None = None,
+    metrics_port: Annotated[int | None, typer.Option(help="Metrics port (default: a free one).")] = None,
+    metrics_host: Annotated[str, typer.Option(help="Metrics address (0.0.0.0 in a container).")] = "127.0.0.1",
 ) -> None:
     """Simulate the plant (with its faults) and publish every reading; labels go to a file and ClickHouse.
 
     Without --rate the plant runs in real time; without --duration or --count it runs until stopped."""
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _metrics(metrics, metrics_port)
+    _exit_on_sigterm()
+    _metrics(metrics, metrics_port, metrics_host)
     the_plant = load_plant(plant or settings.producer.plant_file)
     scenario = NO_FAULTS if no_faults else load_scenario(faults or settings.producer.scenario_file)
     try:

@@ -1,0 +1,63 @@
+"""The simulator's Kubernetes manifests: the ConfigMap carries the shipped plant and scenario, and the Deployment's
+command line runs (here against the local stack, for a few simulated minutes)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from plantwatch import warehouse
+from plantwatch.settings import PROJECT_ROOT, Settings
+from tests.fixtures.kafka_topic import read_topic
+
+K8S = PROJECT_ROOT / "k8s"
+
+
+def manifests(name: str) -> dict[str, dict]:
+    return {doc["kind"]: doc for doc in yaml.safe_load_all((K8S / name).read_text())}
+
+
+def test_configmap_carries_the_shipped_plant_and_scenario(settings: Settings) -> None:
+    data = manifests("producer-configmap.yaml")["ConfigMap"]["data"]
+    assert data["plant.yaml"] == settings.producer.plant_file.read_text()
+    assert data["scenario.yaml"] == settings.producer.scenario_file.read_text()
+
+
+def test_deployment_runs_its_command_line(isolated: Settings, tmp_path: Path) -> None:
+    docs = manifests("producer-deployment.yaml")
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert {"startupProbe", "readinessProbe", "livenessProbe"} <= set(container)
+    port = container["ports"][0]["containerPort"]
+    assert all(container[p]["httpGet"]["port"] == "metrics" for p in ("readinessProbe", "livenessProbe"))
+    assert pod["volumes"][2]["persistentVolumeClaim"]["claimName"] == docs["PersistentVolumeClaim"]["metadata"]["name"]
+
+    # The ConfigMap's files where the Deployment mounts them (here: a temp folder), the Deployment's arguments.
+    mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "plant")
+    for name, text in manifests("producer-configmap.yaml")["ConfigMap"]["data"].items():
+        (tmp_path / name).write_text(text)
+    args = [a.replace(mount, str(tmp_path)) for a in container["args"] if not a.startswith("--metrics-port")]
+    assert f"--metrics-port={port}" in container["args"]
+    env = {
+        **os.environ,
+        "PLANTWATCH_STATE_DIR": str(tmp_path / "state"),
+        "PLANTWATCH_KAFKA__READINGS_TOPIC": isolated.kafka.readings_topic,
+        "PLANTWATCH_CLICKHOUSE__DATABASE": isolated.clickhouse.database,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "plantwatch.cli", *args, "--duration=240", "--rate=0", "--seed=3", "--run-id=k8s"],
+        capture_output=True, text=True, env=env, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "7 fault labels" in result.stderr
+    assert sum(len(r.readings()) for r in read_topic(isolated)) > 240 * 100
+    count = warehouse.client(isolated).command(
+        f"SELECT count() FROM {isolated.clickhouse.fault_labels_table} WHERE run_id = 'k8s'"
+    )
+    assert count == 7
+    assert list((tmp_path / "state" / "archive").glob("date=*/machine=*/part-*.jsonl.zst"))
