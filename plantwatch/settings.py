@@ -9,10 +9,11 @@ from here.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ImportString
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -121,6 +122,24 @@ class AlertingSettings(BaseModel):
     webhook_timeout_seconds: float = 5.0
 
 
+class IngestSettings(BaseModel):
+    """The stream ingest (streams/, `plantwatch ingest`): Kafka readings into ClickHouse."""
+
+    consumer_group: str = "plantwatch-ingest"
+    auto_offset_reset: str = "earliest"
+    # A checkpoint (ClickHouse insert, then offset commit) after this many messages (~8 readings each) or this
+    # many seconds, whichever comes first: bigger batches go faster, shorter intervals show rows sooner.
+    batch_messages: int = 50_000
+    flush_interval_seconds: float = 1.0
+    # Rows per ClickHouse insert: a partition's batch this big is inserted in the background before the checkpoint.
+    insert_rows: int = 100_000
+    metrics_port: int = 0  # 0: any free port (registered with the local Prometheus)
+    lag_report_ms: int = 5_000  # how often librdkafka reports consumer lag per partition
+    # Optional user hook, a dotted path to a callable taking and returning a list of rows (COLUMNS order),
+    # e.g. "mypackage.enrich:lookup"; machine metadata itself is joined in ClickHouse from a dictionary.
+    enrich: ImportString[Callable[[list[tuple]], list[tuple]]] | None = None
+
+
 class TransformSettings(BaseModel):
     """The dbt project (dbt_project/, `plantwatch transform`); detector thresholds are dbt vars, documented there."""
 
@@ -141,6 +160,7 @@ class Settings(BaseSettings):
     producer: ProducerSettings = ProducerSettings()
     quality: QualitySettings = QualitySettings()
     alerting: AlertingSettings = AlertingSettings()
+    ingest: IngestSettings = IngestSettings()
     transform: TransformSettings = TransformSettings()
 
     @classmethod

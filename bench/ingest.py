@@ -1,0 +1,334 @@
+"""Ingest throughput and latency: plantwatch's ingest app vs a hand-written peer vs a naive per-message insert.
+
+One run, one topic, one machine: every contender reads the same messages (one per machine per instant, 8 readings
+each, made with plantwatch.reading.encode) into its own freshly migrated ClickHouse database, with its own consumer
+group. Other work on the machine moves the absolute figures, so compare the ratios printed in the same run.
+
+Sustained readings/s is measured from the first row visible in the raw table to the last (process start-up and the
+group join are left out). Latency: produce at a steady 10k readings/s with event time = produce time, and read
+``ingested_at - event_time`` from the raw table (``ingested_at`` is set by ClickHouse at insert).
+
+    .venv/bin/python bench/ingest.py [--readings 2000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+
+import orjson
+from clickhouse_connect.driver.client import Client
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from plantwatch import warehouse
+from plantwatch.reading import COLUMN_NAMES, COLUMNS, encode
+from plantwatch.settings import PROJECT_ROOT, Settings, get_settings
+
+SENSORS = [
+    ("temp", "temperature", "C"),
+    ("bearing_temp", "temperature", "C"),
+    ("vib_x", "vibration", "mm/s"),
+    ("vib_y", "vibration", "mm/s"),
+    ("pressure", "pressure", "bar"),
+    ("current", "current", "A"),
+    ("speed", "speed", "rpm"),
+    ("flow", "flow", "l/min"),
+]
+MACHINES = [f"L{line}-M{n:02d}" for line in range(1, 6) for n in range(1, 41)]  # 200 machines
+COLUMN_TYPES = [c.clickhouse_type for c in COLUMNS]
+
+
+def message(i: int, ts_ms: int) -> tuple[bytes, bytes]:
+    machine = MACHINES[i % len(MACHINES)]
+    seq = i // len(MACHINES)
+    readings = [
+        {"sensor_id": s, "kind": k, "value": 20.0 + (i * 7 + j) % 997 * 0.125, "unit": u, "seq": seq}
+        for j, (s, k, u) in enumerate(SENSORS)
+    ]
+    return machine.encode(), encode(machine, ts_ms, readings)
+
+
+def produce(settings: Settings, topic: str, messages: int, per_second: float | None = None) -> None:
+    """Fill the topic; at per_second, pace it and stamp each message with its produce time."""
+    producer = Producer(
+        {
+            **settings.kafka.client_config(),
+            "linger.ms": 5 if per_second else 50,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 1_000_000,
+        }
+    )
+    start = time.time()
+    base_ts = int(start * 1000) - 3_600_000  # an hour ago: inside the raw table's TTL
+    for i in range(messages):
+        if per_second:
+            due = start + i / per_second
+            if (wait := due - time.time()) > 0:
+                time.sleep(wait)
+            ts = int(time.time() * 1000)
+        else:
+            ts = base_ts + (i // len(MACHINES)) * 1000
+        key, value = message(i, ts)
+        while True:
+            try:
+                producer.produce(topic, value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 1000 == 0:
+            producer.poll(0)
+    producer.flush(60)
+
+
+@dataclass
+class Result:
+    name: str
+    readings: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.readings / self.seconds
+
+
+def database_settings(settings: Settings, name: str) -> Settings:
+    mine = settings.model_copy(deep=True)
+    mine.clickhouse.database = name
+    warehouse.migrate(mine)
+    return mine
+
+
+def watch(settings: Settings, name: str, expected: int, timeout: float) -> Result:
+    """Poll the raw table until it holds `expected` rows; rate from the first rows seen to the last."""
+    client = warehouse.client(settings)
+    table = settings.clickhouse.raw_readings_table
+    first: tuple[float, int] | None = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        count = client.command(f"SELECT count() FROM {table}")
+        now = time.monotonic()
+        if count and first is None:
+            first = (now, count)
+        if count >= expected:
+            assert first is not None
+            if now - first[0] < 1e-3:  # everything landed between two polls
+                return Result(name, count, 0.25)
+            return Result(name, count - first[1], now - first[0])
+        time.sleep(0.1)
+    raise TimeoutError(f"{name}: {count} of {expected} rows after {timeout}s")
+
+
+def ingest_processes(settings: Settings, topic: str, n: int) -> list[subprocess.Popen]:
+    env = {
+        **os.environ,
+        "PLANTWATCH_KAFKA__READINGS_TOPIC": topic,
+        "PLANTWATCH_KAFKA__DEAD_LETTER_TOPIC": f"{topic}.dlq",
+        "PLANTWATCH_CLICKHOUSE__DATABASE": settings.clickhouse.database,
+        "PLANTWATCH_INGEST__CONSUMER_GROUP": f"bench-{uuid.uuid4().hex[:8]}",
+    }
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "streams.ingest"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(n)
+    ]
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for p in processes:
+        p.terminate()
+    for p in processes:
+        p.wait(30)
+
+
+def run_ingest(settings: Settings, topic: str, expected: int, processes: int) -> Result:
+    mine = database_settings(settings, f"bench_ingest{processes}_{uuid.uuid4().hex[:6]}")
+    procs = ingest_processes(mine, topic, processes)
+    try:
+        return watch(mine, f"plantwatch ingest, {processes} process{'es' if processes > 1 else ''}", expected, 600)
+    finally:
+        stop(procs)
+        drop(mine)
+
+
+def consumer(settings: Settings, topic: str) -> Consumer:
+    c = Consumer(
+        {
+            **settings.kafka.client_config(),
+            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+        }
+    )
+    c.subscribe([topic])
+    return c
+
+
+def run_peer(settings: Settings, topic: str, expected: int, batch_rows: int = 50_000) -> Result:
+    """The strongest hand-written peer: confluent-kafka + orjson + columnar inserts of 50k, commit after each."""
+    mine = database_settings(settings, f"bench_peer_{uuid.uuid4().hex[:6]}")
+    client = warehouse.client(mine, compress=False)
+    c = consumer(mine, topic)
+    columns: list[list] = [[] for _ in COLUMN_NAMES]
+    machine_ids, sensor_ids, kinds, values, units, times, seqs, versions = columns
+    landed, started, first_landed = 0, None, 0
+    while landed < expected:
+        for msg in c.consume(10_000, timeout=0.5):
+            if msg.error():
+                continue
+            m = orjson.loads(msg.value())
+            machine, ts, version = m["machine_id"], m["ts"], m["v"]
+            for r in m["readings"]:
+                machine_ids.append(machine)
+                sensor_ids.append(r["sensor_id"])
+                kinds.append(r["kind"])
+                values.append(r["value"])
+                units.append(r["unit"])
+                times.append(ts)
+                seqs.append(r["seq"])
+                versions.append(version)
+            if len(values) >= batch_rows:
+                landed += insert_and_commit(client, mine, c, columns)
+                if started is None:
+                    started, first_landed = time.monotonic(), landed
+        if values and landed + len(values) >= expected:
+            landed += insert_and_commit(client, mine, c, columns)
+    took = time.monotonic() - started
+    c.close()
+    drop(mine)
+    return Result("peer: confluent-kafka + orjson + 50k columnar inserts", landed - first_landed, took)
+
+
+def insert_and_commit(client: Client, settings: Settings, c: Consumer, columns: list[list]) -> int:
+    n = len(columns[0])
+    client.insert(
+        settings.clickhouse.raw_readings_table,
+        columns,
+        column_names=COLUMN_NAMES,
+        column_type_names=COLUMN_TYPES,
+        column_oriented=True,
+    )
+    try:
+        c.commit(asynchronous=False)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError._NO_OFFSET:  # nothing new to commit
+            raise
+    for col in columns:
+        col.clear()
+    return n
+
+
+def run_naive(settings: Settings, topic: str, messages: int) -> Result:
+    """The floor: one insert per message (the original thesis consumer's pattern), on a small sample."""
+    mine = database_settings(settings, f"bench_naive_{uuid.uuid4().hex[:6]}")
+    client = warehouse.client(mine)
+    c = consumer(mine, topic)
+    landed, seen, started = 0, 0, None
+    while seen < messages:
+        msg = c.poll(1.0)
+        if msg is None or msg.error():
+            continue
+        started = started or time.monotonic()
+        m = orjson.loads(msg.value())
+        rows = [
+            [m["machine_id"], r["sensor_id"], r["kind"], r["value"], r["unit"], m["ts"], r["seq"], m["v"]]
+            for r in m["readings"]
+        ]
+        client.insert(settings.clickhouse.raw_readings_table, rows, column_names=COLUMN_NAMES)
+        c.commit(msg, asynchronous=False)
+        landed += len(rows)
+        seen += 1
+    took = time.monotonic() - started
+    c.close()
+    drop(mine)
+    return Result(f"naive: one insert per message ({messages} messages)", landed, took)
+
+
+def latency(settings: Settings, admin: AdminClient, readings_per_second: int, seconds: float) -> tuple[float, float]:
+    topic = new_topic(settings, admin)
+    mine = database_settings(settings, f"bench_latency_{uuid.uuid4().hex[:6]}")
+    procs = ingest_processes(mine, topic, 1)
+    try:
+        time.sleep(5)  # join the group before the clock starts
+        messages = int(readings_per_second / len(SENSORS) * seconds)
+        produce(mine, topic, messages, per_second=readings_per_second / len(SENSORS))
+        watch(mine, "latency", messages * len(SENSORS), 60)
+        p50, p99 = (
+            warehouse.client(mine)
+            .query(
+                f"SELECT quantiles(0.5, 0.99)(dateDiff('millisecond', event_time, ingested_at)) "
+                f"FROM {mine.clickhouse.raw_readings_table}"
+            )
+            .result_rows[0][0]
+        )
+        return p50, p99
+    finally:
+        stop(procs)
+        drop(mine)
+        admin.delete_topics([topic, f"{topic}.dlq"])
+
+
+def new_topic(settings: Settings, admin: AdminClient) -> str:
+    topic = f"bench.{uuid.uuid4().hex[:8]}.readings"
+    futures = admin.create_topics([NewTopic(t, settings.kafka.partitions, 1) for t in (topic, f"{topic}.dlq")])
+    for f in futures.values():
+        f.result(30)
+    return topic
+
+
+def drop(settings: Settings) -> None:
+    warehouse.client(settings, database="default").command(f"DROP DATABASE IF EXISTS {settings.clickhouse.database}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readings", type=int, default=2_000_000, help="readings in the throughput topic")
+    parser.add_argument("--naive-messages", type=int, default=200)
+    parser.add_argument("--latency-seconds", type=float, default=15.0)
+    args = parser.parse_args()
+    settings = get_settings()
+    admin = AdminClient(settings.kafka.client_config())
+    topic = new_topic(settings, admin)
+    messages = args.readings // len(SENSORS)
+    expected = messages * len(SENSORS)
+    print(f"topic {topic}: {messages} messages x {len(SENSORS)} readings, {settings.kafka.partitions} partitions")
+    began = time.monotonic()
+    produce(settings, topic, messages)
+    print(f"produced in {time.monotonic() - began:.1f}s", flush=True)
+    try:
+        results = []
+        for run in (
+            lambda: run_ingest(settings, topic, expected, 1),
+            lambda: run_peer(settings, topic, expected),
+            lambda: run_ingest(settings, topic, expected, 2),
+            lambda: run_naive(settings, topic, args.naive_messages),
+        ):
+            results.append(run())
+            print(f"  {results[-1].name}: {results[-1].rate:,.0f} readings/s", flush=True)
+    finally:
+        admin.delete_topics([topic, f"{topic}.dlq"])
+    one, peer, two, naive = results
+    print()
+    print(f"{'contender':60} {'readings/s':>12}")
+    for r in results:
+        print(f"{r.name:60} {r.rate:>12,.0f}")
+    print(f"ratio vs peer (1 process / peer): {one.rate / peer.rate:.2f}")
+    print(f"ratio 2 processes / peer: {two.rate / peer.rate:.2f}")
+    print(f"ratio vs naive (1 process / naive): {one.rate / naive.rate:,.0f}x")
+    p50, p99 = latency(settings, admin, 10_000, args.latency_seconds)
+    print(f"latency produce -> row in raw table at 10k readings/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

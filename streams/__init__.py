@@ -1,0 +1,1 @@
+"""Stream apps (Quix Streams): the ingest that lands readings from Kafka in ClickHouse."""

@@ -1,0 +1,147 @@
+"""A Quix Streams sink that lands readings in the ClickHouse raw table, in columnar inserts.
+
+Each message's rows (``plantwatch.reading.Row`` tuples) are appended to its partition's open batch, as columns.
+Once a batch holds ``insert_rows`` rows it is handed to a background thread that inserts it (columnar, through
+clickhouse-connect) while consumption goes on; at each Quix Streams checkpoint ``flush()`` inserts what is left and
+waits for every insert to be acknowledged, and only then are the offsets committed (at-least-once). The overlap
+matters: half of an insert's time is ClickHouse working, and the consumer loop need not wait for it.
+
+A redelivered batch (the app died after an insert, before the commit) is dropped twice over:
+- every insert carries ``insert_deduplication_token`` = topic/partition/first-last offset, and the raw table keeps
+  a ``non_replicated_deduplication_window``: a retried insert of the same offsets is dropped by ClickHouse (batches
+  are cut at the same offsets again when the same messages are replayed from the same committed offset);
+- a batch cut differently on redelivery still carries readings with the same sort key, which the
+  ReplacingMergeTree folds away; the ``readings`` view (``FINAL``) shows them once even before a merge.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import OperationalError
+from quixstreams.models import HeadersTuples
+from quixstreams.sinks import BatchingSink, SinkBackpressureError
+from quixstreams.sinks.base import SinkBatch
+
+from plantwatch import warehouse
+from plantwatch.reading import COLUMN_NAMES, COLUMNS, Row
+from plantwatch.settings import Settings
+from streams.metrics import BATCH_INSERT_SECONDS, MESSAGES_CONSUMED, READINGS_LANDED
+
+COLUMN_TYPES = [c.clickhouse_type for c in COLUMNS]
+RETRY_AFTER_SECONDS = 5.0
+
+
+class ColumnBatch(SinkBatch):
+    """One partition's readings from a run of consecutive offsets, as columns (COLUMNS order)."""
+
+    def __init__(self, topic: str, partition: int, first_offset: int) -> None:
+        super().__init__(topic, partition)
+        self.columns: list[list[Any]] = [[] for _ in COLUMNS]
+        self.first_offset = first_offset
+        self.last_offset = first_offset
+        self.messages = 0
+
+    @property
+    def size(self) -> int:
+        return self.messages
+
+    @property
+    def start_offset(self) -> int:
+        return self.first_offset
+
+    def empty(self) -> bool:
+        return self.messages == 0
+
+    @property
+    def rows(self) -> int:
+        return len(self.columns[0])
+
+    def extend(self, rows: list[Row]) -> None:
+        """Append one message's rows: transposed while they are hot in the cache, cheaper than one big zip later."""
+        for column, values in zip(self.columns, zip(*rows, strict=True), strict=False):
+            column.extend(values)
+
+    @property
+    def deduplication_token(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.first_offset}-{self.last_offset}"
+
+
+class ClickHouseSink(BatchingSink):
+    def __init__(
+        self, settings: Settings, insert_rows: int = 100_000, flush_first: Callable[[], None] | None = None
+    ) -> None:
+        """``flush_first`` runs at each checkpoint before the last inserts (the dead-letter producer's flush)."""
+        super().__init__()
+        self._settings = settings
+        self._table = settings.clickhouse.raw_readings_table
+        self._insert_rows = insert_rows
+        self._flush_first = flush_first
+        self._client: Client | None = None
+        # One thread: inserts stay in order and the client is never shared between threads.
+        self._inserter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-insert")
+        self._inserts: list[Future[None]] = []
+
+    def setup(self) -> None:
+        self._client = warehouse.client(self._settings, compress=False)
+        self._client.command(f"EXISTS TABLE {self._table}")
+
+    def add(
+        self,
+        value: list[Row],
+        key: Any,
+        timestamp: int,
+        headers: HeadersTuples,
+        topic: str,
+        partition: int,
+        offset: int,
+    ) -> None:
+        """Called once per message with its rows: kept as they are, no per-row object (the hot path)."""
+        batch = self._batches.get((topic, partition))
+        if batch is None:
+            batch = self._batches[(topic, partition)] = ColumnBatch(topic, partition, offset)
+        batch.extend(value)
+        batch.last_offset = offset
+        batch.messages += 1
+        if batch.rows >= self._insert_rows:
+            del self._batches[(topic, partition)]
+            self._inserts.append(self._inserter.submit(self.write, batch))
+
+    def flush(self) -> None:
+        """Insert the open batches and wait until ClickHouse acknowledged every insert since the last checkpoint."""
+        if self._flush_first is not None:
+            self._flush_first()
+        self._inserts.extend(self._inserter.submit(self.write, batch) for batch in self._batches.values())
+        self._batches.clear()
+        inserts, self._inserts = self._inserts, []
+        try:
+            for insert in inserts:
+                insert.result()
+        except OperationalError as exc:
+            # ClickHouse unreachable: Quix Streams pauses, seeks back to the last commit and replays.
+            raise SinkBackpressureError(retry_after=RETRY_AFTER_SECONDS) from exc
+
+    def on_paused(self) -> None:
+        self._batches.clear()
+        for insert in self._inserts:
+            insert.exception()  # wait; what it carried will be replayed
+        self._inserts = []
+
+    def write(self, batch: ColumnBatch) -> None:  # type: ignore[override]
+        if batch.rows:
+            started = time.perf_counter()
+            self._client.insert(
+                self._table,
+                batch.columns,
+                column_names=COLUMN_NAMES,
+                column_type_names=COLUMN_TYPES,
+                column_oriented=True,
+                settings={"insert_deduplication_token": batch.deduplication_token},
+            )
+            BATCH_INSERT_SECONDS.observe(time.perf_counter() - started)
+            READINGS_LANDED.inc(batch.rows)
+        MESSAGES_CONSUMED.inc(batch.messages)
