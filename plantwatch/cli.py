@@ -14,6 +14,7 @@ from plantwatch.checks import check
 from plantwatch.settings import get_settings
 from plantwatch.stack import Stack, StackError
 from producers.cli import archive_app, produce, replay
+from streams.cli import ingest
 
 app = typer.Typer(
     help="Real-time monitoring and alerting for industrial machines.",
@@ -26,6 +27,7 @@ app.command("check")(check)
 app.command("alerts")(alerts)
 app.command("produce")(produce)
 app.command("replay")(replay)
+app.command("ingest")(ingest)
 app.add_typer(archive_app, name="archive")
 console = Console(stderr=True)
 
