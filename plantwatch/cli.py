@@ -10,9 +10,11 @@ from rich.console import Console
 from rich.table import Table
 
 from plantwatch.alerting import alerts
+from plantwatch.baseline import baseline_app
 from plantwatch.checks import check
 from plantwatch.settings import get_settings
 from plantwatch.stack import Stack, StackError
+from plantwatch.transform import transform_command
 from producers.cli import archive_app, produce, replay
 from streams.cli import ingest
 
@@ -29,6 +31,8 @@ app.command("produce")(produce)
 app.command("replay")(replay)
 app.command("ingest")(ingest)
 app.add_typer(archive_app, name="archive")
+app.command("transform")(transform_command)
+app.add_typer(baseline_app, name="baseline")
 console = Console(stderr=True)
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).", show_default=False)]

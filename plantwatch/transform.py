@@ -14,10 +14,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from dbt.cli.main import dbtRunner, dbtRunnerResult
+from rich.console import Console
 
-from plantwatch.settings import Settings
+from plantwatch.settings import Settings, get_settings
+
+console = Console(stderr=True)
 
 
 class TransformError(RuntimeError):
@@ -122,12 +127,59 @@ def transform_every(
     *,
     test: bool = True,
     report: Callable[[RunSummary], None] | None = None,
+    on_error: Callable[[TransformError], None] | None = None,
     keep_going: Callable[[], bool] = lambda: True,
 ) -> None:
-    """Transform, then again every `seconds` (measured start to start) while keep_going() says so."""
+    """Transform, then again every `seconds` (start to start) while keep_going(); a failed pass goes to on_error
+    (or raises without one) and the loop carries on."""
     while keep_going():
         began = time.monotonic()
-        summary = transform(settings, test=test)
-        if report:
-            report(summary)
+        try:
+            summary = transform(settings, test=test)
+        except TransformError as exc:
+            if on_error is None:
+                raise
+            on_error(exc)
+        else:
+            if report:
+                report(summary)
         time.sleep(max(0.0, seconds - (time.monotonic() - began)))
+
+
+def _report(summary: RunSummary) -> None:
+    console.print(f"dbt {summary.command}: {summary.nodes} nodes in {summary.seconds:.1f}s")
+
+
+def transform_command(
+    every: Annotated[
+        str | None, typer.Option("--every", help="Keep running, one pass per interval (e.g. 10s, 1m).")
+    ] = None,
+    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild incremental models.")] = False,
+    no_test: Annotated[bool, typer.Option("--no-test", help="dbt seed + run, without the dbt tests.")] = False,
+) -> None:
+    """Run the dbt project (`dbt build`) once, or every interval with --every."""
+    settings = get_settings()
+    try:
+        if every is None:
+            _report(transform(settings, full_refresh=full_refresh, test=not no_test))
+            return
+        if full_refresh:
+            _report(transform(settings, full_refresh=True, test=not no_test))
+        transform_every(settings, parse_interval(every), test=not no_test, report=_report, on_error=_warn)
+    except TransformError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+
+
+def _warn(exc: TransformError) -> None:
+    console.print(f"[yellow]transform failed, retrying next interval:[/] {exc}")
+
+
+def parse_interval(text: str) -> float:
+    """'10s', '2m', '1h' or plain seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = text.strip().lower()
+    value = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    if value <= 0:
+        raise typer.BadParameter("the interval must be positive")
+    return value

@@ -3,9 +3,10 @@
   max_ingested_at, so a recomputed window replaces the old one and an identical one changes nothing).
 
   changed_since(upstream, ...) is the body of a CTE with one row per machine that has new rows upstream:
-  (machine_id, since) = the first window to recompute. New upstream rows are those whose `watermark` column is
-  later than the newest this model has seen, less var('ingest_settle_seconds') for inserts that were still being
-  written at the last run. A machine recomputes from one window before its earliest new row, but never from
+  (machine_id, since) = the first window to recompute. A machine has new rows when its `watermark` column (the
+  ingest time) is later than the newest this model has seen; it then recomputes from the earliest of its rows
+  ingested up to var('ingest_settle_seconds') before that (inserts still being written at the last run), so
+  with no new rows nothing is recomputed and nothing written. A machine recomputes from one window before its earliest new row, but never from
   earlier than its latest window in this model less var('lateness_seconds'): readings later than that are dropped.
   A full build (or a machine seen for the first time) starts at the machine's first row. A model whose own time
   column runs ahead of its upstream's (a baseline for a block lies after its reference) says by how much in
@@ -21,12 +22,13 @@ select
         if(done.machine_id = '', {{ epoch() }}, done.latest - toIntervalSecond({{ var('lateness_seconds') + this_time_lead_seconds }}))
     ) as since
 from (
-    select machine_id, min({{ time_column }}) as earliest
+    select machine_id, min({{ time_column }}) as earliest, max({{ watermark }}) as newest
     from {{ upstream }}
     where {{ watermark }} > (
         select max(max_ingested_at) - toIntervalSecond({{ var('ingest_settle_seconds') }}) from {{ this }}
     )
     group by machine_id
+    having newest > (select max(max_ingested_at) from {{ this }})
 ) as fresh
 left join (
     select machine_id, max({{ this_time_column }}) as latest from {{ this }} group by machine_id
