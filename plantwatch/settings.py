@@ -145,7 +145,6 @@ class TransformSettings(BaseModel):
 
     project_dir: Path = PROJECT_ROOT / "dbt_project"
     threads: int = 4
-    every_seconds: float = 10.0  # `plantwatch transform --every` default
     # dbt vars to override (e.g. {"spike_threshold": 10}); names and table names come from the settings above.
     vars: dict[str, str | int | float] = {}
 
