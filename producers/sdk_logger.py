@@ -52,7 +52,10 @@ BACKLOG = Gauge("plantwatch_producer_backlog_messages", "Messages accepted but n
 ARCHIVE_BYTES = Counter("plantwatch_producer_archive_bytes", "Compressed bytes written to the archive")
 
 CURSOR_FILE = "cursor.json"
-SERVICE_EVERY = 256  # messages between housekeeping rounds (poll, flush by age, drain, cursor)
+# Housekeeping (poll, flush by age, drain, cursor) runs every SERVICE_EVERY messages or SERVICE_SECONDS, whichever
+# comes first; a caller that may stay silent for long should call service() now and then itself.
+SERVICE_EVERY = 256
+SERVICE_SECONDS = 0.1
 
 
 @dataclass(slots=True)
@@ -112,6 +115,7 @@ class SdkLogger:
         self._streams: dict[str, _Stream] = {}
         self._draining: list[_Stream] = []
         self._since_service = 0
+        self._next_service = time.monotonic() + SERVICE_SECONDS
         self._last_cursor = time.monotonic()
         self._last_age_flush = time.monotonic()
         self._by_key: dict[bytes, _Stream] = {}
@@ -154,7 +158,7 @@ class SdkLogger:
                 except BufferError:
                     self._start_draining(stream)
         self._since_service += 1
-        if self._since_service >= SERVICE_EVERY:
+        if self._since_service >= SERVICE_EVERY or time.monotonic() >= self._next_service:
             self.service()
 
     def _send(self, stream: _Stream, payload: bytes) -> None:
@@ -199,6 +203,7 @@ class SdkLogger:
         self._since_service = 0
         self._producer.poll(0)
         now = time.monotonic()
+        self._next_service = now + SERVICE_SECONDS
         if self.root is not None:
             if now - self._last_age_flush >= self.settings.producer.archive_flush_seconds:
                 self._last_age_flush = now
