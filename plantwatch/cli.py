@@ -12,6 +12,7 @@ from rich.table import Table
 from plantwatch.alerting import alerts
 from plantwatch.baseline import baseline_app
 from plantwatch.checks import check
+from plantwatch.demo import demo
 from plantwatch.settings import get_settings
 from plantwatch.stack import Stack, StackError
 from plantwatch.transform import transform_command
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local stack: Kafka, ClickHouse and Prometheus on loopback.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+app.command("demo")(demo)
 app.command("check")(check)
 app.command("alerts")(alerts)
 app.command("produce")(produce)
