@@ -80,6 +80,8 @@ def produce(
         f"{result.seconds:.1f}s ({result.readings / max(result.seconds, 1e-9):,.0f} readings/s); "
         f"{len(result.labels)} fault labels in {result.labels_file}"
     )
+    if result.labels and not result.labels_in_clickhouse:
+        console.print("[yellow]the fault labels are only in the file:[/] ClickHouse did not take them")
     if not result.delivered:
         console.print("[yellow]not all delivered yet:[/] the archive keeps the rest for the next run")
         raise typer.Exit(1)

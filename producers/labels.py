@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -12,6 +13,8 @@ import orjson
 from plantwatch import warehouse
 from plantwatch.settings import Settings
 from producers.faults import FaultLabel
+
+log = logging.getLogger(__name__)
 
 # fault_labels columns we fill (plantwatch/sql/030_fault_labels.sql; recorded_at is ClickHouse's default).
 LABEL_COLUMNS = ("run_id", "machine_id", "sensor_ids", "fault_kind", "severity", "start_time", "end_time", "source")
@@ -46,7 +49,16 @@ def insert_labels(settings: Settings, labels: Sequence[FaultLabel]) -> None:
     warehouse.client(settings).insert(settings.clickhouse.fault_labels_table, rows, column_names=LABEL_COLUMNS)
 
 
-def record_labels(settings: Settings, labels: Sequence[FaultLabel], path: Path) -> None:
-    """The labels file first (it needs nothing running), then ClickHouse."""
+def record_labels(settings: Settings, labels: Sequence[FaultLabel], path: Path) -> bool:
+    """The labels file first (it needs nothing running), then ClickHouse; False if ClickHouse failed.
+
+    A warehouse that is down does not stop the readings: the file keeps the ground truth, to load later with
+    ``insert_labels(settings, read_labels_file(path))``.
+    """
     write_labels_file(path, labels)
-    insert_labels(settings, labels)
+    try:
+        insert_labels(settings, labels)
+    except Exception as exc:  # clickhouse-connect raises several kinds (connection, database, HTTP)
+        log.warning("fault labels not written to ClickHouse (%s); they are in %s", exc, path)
+        return False
+    return True

@@ -160,6 +160,7 @@ class ReplayReport:
     malformed: list[tuple[int, str]] = field(default_factory=list)
     labels: list[FaultLabel] = field(default_factory=list)
     labels_file: Path | None = None
+    labels_in_clickhouse: bool = False
     delivered: bool = False
 
 
@@ -296,5 +297,5 @@ def replay_csv(
         sensor_ids = tuple(c.sensor_id for c in layout.sensors)
         report.labels = episodes(marks, report.run_id, machine_id, sensor_ids, label_kind)
         report.labels_file = labels_path(settings, report.run_id)
-        record_labels(settings, report.labels, report.labels_file)
+        report.labels_in_clickhouse = record_labels(settings, report.labels, report.labels_file)
     return report

@@ -111,6 +111,7 @@ class RunResult:
     delivered: bool
     labels: list[FaultLabel] = field(default_factory=list)
     labels_file: Path | None = None
+    labels_in_clickhouse: bool = False
 
 
 def run_simulation(
@@ -137,7 +138,7 @@ def run_simulation(
     ticks = ticks_for(plant, duration_s, count)
     labels = sim.faults.labels(run_id, None if ticks is None else sim.end_ms(ticks))
     path = labels_path(settings, run_id)
-    record_labels(settings, labels, path)
+    in_clickhouse = record_labels(settings, labels, path)
     if rate is None:
         rate = plant.sensor_count * 1000 / plant.sample_period_ms
     limit = count if count is not None else math.inf
@@ -157,7 +158,8 @@ def run_simulation(
         delivered = logger.close(flush_timeout)
     stats = logger.stats
     log.info("run %s: %d readings in %d messages", run_id, stats.readings, stats.messages)
-    return RunResult(run_id, stats.readings, stats.messages, time.monotonic() - began, delivered, labels, path)
+    seconds = time.monotonic() - began
+    return RunResult(run_id, stats.readings, stats.messages, seconds, delivered, labels, path, in_clickhouse)
 
 
 def _pace(logger: SdkLogger, began: float, due_s: float) -> None:

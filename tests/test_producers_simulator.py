@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from plantwatch import warehouse
+from plantwatch.metrics import free_port
 from plantwatch.settings import Settings
 from producers.faults import NO_FAULTS, FaultKind, load_scenario
 from producers.labels import read_labels_file
@@ -50,6 +51,18 @@ def test_load_couples_the_sensors_of_a_machine(plant: Plant) -> None:
     assert np.corrcoef(current[:-240], series["motor_temp"][240:])[0, 1] > 0.5  # temperature follows, late
 
 
+def test_warehouse_down_keeps_labels_in_the_file_and_readings_flowing(
+    isolated: Settings, plant: Plant, tmp_path: Path
+) -> None:
+    nowhere = isolated.clickhouse.model_copy(update={"http_port": free_port()})
+    settings = isolated.model_copy(update={"state_dir": tmp_path, "clickhouse": nowhere})
+    scenario = load_scenario(settings.producer.scenario_file)
+    result = run_simulation(settings, plant, scenario, seed=1, start_ms=START_MS, duration_s=60, rate=0)
+    assert result.delivered and not result.labels_in_clickhouse
+    assert read_labels_file(result.labels_file) == result.labels and len(result.labels) == 3  # those begun by 60 s
+    assert sum(len(r.readings()) for r in read_topic(settings)) == result.readings > 0
+
+
 def series_by_sensor(messages: list[tuple[str, int, list[dict]]]) -> dict[tuple[str, str], dict[int, float]]:
     out: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
     for machine_id, ts, readings in messages:
@@ -66,7 +79,7 @@ def test_every_fault_leaves_its_mark_and_its_label(isolated: Settings, plant: Pl
 
     result = run_simulation(settings, plant, scenario, seed=11, start_ms=START_MS, duration_s=DURATION_S, rate=0,
                             run_id="faults-1")  # fmt: skip
-    assert result.delivered
+    assert result.delivered and result.labels_in_clickhouse
 
     # What reached Kafka, against the same seed without faults.
     sent = [(r.key.decode(), rd) for r in read_topic(settings) for rd in r.readings()]
