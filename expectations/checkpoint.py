@@ -78,16 +78,25 @@ def _observed(result: dict[str, Any]) -> str:
     return ""
 
 
+def _errors(exception_info: dict[str, Any]) -> list[str]:
+    """Exception messages of a validation result: GE reports one, or one per failed metric keyed by metric id."""
+    if "raised_exception" in exception_info:
+        infos = [exception_info]
+    else:
+        infos = [info for info in exception_info.values() if isinstance(info, dict)]
+    return [str(info.get("exception_message", "")) for info in infos if info.get("raised_exception")]
+
+
 def _outcome(suite: str, validation: Any) -> Outcome:
     config = validation.expectation_config
     meta = config.meta or {}
     kwargs = config.kwargs
-    exception = validation.exception_info or {}
-    raised = exception.get("raised_exception", False)
+    errors = _errors(validation.exception_info or {})
+    raised = bool(errors)
     result = dict(validation.result or {})
     details: dict[str, Any] = {"type": config.type, "description": config.description}
     if raised:
-        details["error"] = str(exception.get("exception_message", ""))
+        details["error"] = errors[0]
     if result.get("details", {}).get("unexpected_rows"):
         details["sample"] = result["details"]["unexpected_rows"][:5]
     return Outcome(

@@ -368,7 +368,7 @@ def pipeline_health() -> Json:
             (12, 0, 12, 8),
             [
                 sql(
-                    "SELECT minute AS time, readings, machines FROM pipeline_stats "
+                    "SELECT minute AS time, readings, machines FROM pipeline_stats FINAL "
                     "WHERE $__timeFilter(minute) ORDER BY time",
                     TIME_SERIES,
                 )
@@ -386,7 +386,7 @@ def pipeline_health() -> Json:
             (12, 8, 12, 8),
             [
                 sql(
-                    "SELECT minute AS time, max_ingest_delay_s FROM pipeline_stats "
+                    "SELECT minute AS time, max_ingest_delay_s FROM pipeline_stats FINAL "
                     "WHERE $__timeFilter(minute) ORDER BY time",
                     TIME_SERIES,
                 )

@@ -5,9 +5,6 @@ and rows that must not. The seeds and marts are the fixture tables of tests/fixt
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,11 +13,13 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from typer.testing import CliRunner
 
 from plantwatch import warehouse
 from plantwatch.alerting import Rule, RuleResult, evaluate, load_rules
+from plantwatch.cli import app
 from plantwatch.reading import COLUMN_NAMES
-from plantwatch.settings import Settings
+from plantwatch.settings import Settings, get_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ALERT_COLUMNS = [
@@ -211,13 +210,16 @@ def test_plantwatch_alerts_prints_and_posts_what_fires(marts: Settings, webhook:
     client.insert("machines", [["L1-pump01", "L1", "pump"]], column_names=["machine_id", "line_id", "model"])
     insert_readings(marts, "L1-pump01", now())
     insert_alert(marts, "L1-pump01", "", "machine", "spike", "open")
-    env = {**os.environ, "PLANTWATCH_CLICKHOUSE__DATABASE": marts.clickhouse.database, "COLUMNS": "200"}
-    cli = Path(sys.executable).parent / "plantwatch"
-    done = subprocess.run([cli, "alerts", "--webhook", webhook], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    assert "Machine anomaly" in done.stdout and "firing" in done.stdout
-    assert "1 alert(s) firing from 1 rule(s)" in done.stdout
-    assert f"posted 1 alert(s) to {webhook}" in done.stdout
+    env = {"PLANTWATCH_CLICKHOUSE__DATABASE": marts.clickhouse.database, "COLUMNS": "200"}
+    get_settings.cache_clear()  # the CLI reads its settings (and so the database) from the environment
+    try:
+        done = CliRunner().invoke(app, ["alerts", "--webhook", webhook], env=env)
+    finally:
+        get_settings.cache_clear()
+    assert done.exit_code == 0, done.output
+    assert "Machine anomaly" in done.output and "firing" in done.output
+    assert "1 alert(s) firing from 1 rule(s)" in done.output
+    assert f"posted 1 alert(s) to {webhook}" in done.output
 
     [payload] = Receiver.received
     assert payload["status"] == "firing"

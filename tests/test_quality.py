@@ -18,13 +18,15 @@ from pathlib import Path
 
 import orjson
 import pytest
+from typer.testing import CliRunner, Result
 
 from expectations import DERIVED, RAW
 from expectations.checkpoint import CheckRun
 from plantwatch import warehouse
 from plantwatch.checks import check_once
+from plantwatch.cli import app
 from plantwatch.reading import COLUMN_NAMES
-from plantwatch.settings import Settings
+from plantwatch.settings import Settings, get_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MACHINES = ("L1-pump01", "L1-pump02")
@@ -106,17 +108,25 @@ def test_bad_raw_data_fails_the_expectations_that_see_it(good: Settings) -> None
     assert stored["readings_fresh"][0] is False and stored["machine_id_not_null"][0] is True
 
 
+def invoke(settings: Settings, *args: str) -> Result:
+    """Run the `plantwatch` CLI in-process against the settings' database (as PLANTWATCH_CLICKHOUSE__DATABASE)."""
+    env = {"PLANTWATCH_CLICKHOUSE__DATABASE": settings.clickhouse.database, "COLUMNS": "200"}
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(app, list(args), env=env)
+    finally:
+        get_settings.cache_clear()
+
+
 def test_cli_exits_non_zero_on_bad_data_and_zero_on_good(good: Settings) -> None:
-    env = {**os.environ, "PLANTWATCH_CLICKHOUSE__DATABASE": good.clickhouse.database, "COLUMNS": "200"}
-    cli = [Path(sys.executable).parent / "plantwatch", "check", "--suite", RAW]
-    ok = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "PASSED" in ok.stdout and "readings" in ok.stdout and "freshness" in ok.stdout
+    ok = invoke(good, "check", "--suite", RAW)
+    assert ok.exit_code == 0, ok.output
+    assert "PASSED" in ok.output and "readings" in ok.output and "freshness" in ok.output
 
     insert(good, [["L1-pump01", "temp", "temperature", 61.0, "C", datetime.now(UTC) + timedelta(days=1), 10**6, 1]])
-    bad = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 1, bad.stdout + bad.stderr
-    assert "FAILED (1 expectations)" in bad.stdout and "readings_not_in_future" in bad.stdout
+    bad = invoke(good, "check", "--suite", RAW)
+    assert bad.exit_code == 1, bad.output
+    assert "FAILED (1 expectations)" in bad.output and "readings_not_in_future" in bad.output
 
 
 @pytest.fixture
@@ -126,9 +136,17 @@ def marts(good: Settings) -> Settings:
         admin.command(statement)
     client = warehouse.client(good)
     client.insert("machines", [[m, "L1", "pump"] for m in MACHINES], column_names=["machine_id", "line_id", "model"])
+    # Readings that arrived over the last three minutes (ingest time), and pipeline_stats as dbt computes it.
+    now = datetime.now(UTC)
+    for minutes_ago in (3, 2, 1):
+        arrived = now - timedelta(minutes=minutes_ago)
+        rows = good_rows("L1-pump02", arrived, count=5, first_seq=100 * (4 - minutes_ago))
+        columns = [*COLUMN_NAMES, "ingested_at"]
+        client.insert(good.clickhouse.raw_readings_table, [[*row, arrived] for row in rows], column_names=columns)
     client.command(
-        "INSERT INTO pipeline_stats SELECT toStartOfMinute(event_time) AS minute, count(), uniqExact(machine_id), 1.5 "
-        f"FROM {good.clickhouse.readings_view} GROUP BY minute"
+        "INSERT INTO pipeline_stats SELECT toStartOfMinute(ingested_at) AS minute, count(), uniqExact(machine_id), "
+        "max(dateDiff('millisecond', event_time, ingested_at)) / 1000, max(ingested_at) "
+        f"FROM {good.clickhouse.raw_readings_table} GROUP BY minute"
     )
     t = datetime.now(UTC)
     flag = ["L1-pump01", "temp", "spike", t, t, 9.0, "critical"]
@@ -148,7 +166,11 @@ def test_derived_tables_fail_on_unknown_machines_and_miscounts(marts: Settings) 
     client = warehouse.client(marts)
     t = datetime.now(UTC)
     client.insert("anomaly_flags", [["ghost-machine", "", "bogus_kind", t, t, 1.0, "warning"]])
-    client.command("ALTER TABLE pipeline_stats UPDATE readings = readings + 7 WHERE 1 SETTINGS mutations_sync = 1")
+    # dbt re-appends a minute with a newer version that lost rows (read FINAL: the newer version counts).
+    [(minute, readings, last)] = client.query(
+        "SELECT minute, readings, last_ingested_at FROM pipeline_stats ORDER BY minute LIMIT 1"
+    ).result_rows
+    client.insert("pipeline_stats", [[minute, readings - 3, 1, 0.5, last + timedelta(seconds=1)]])
     run = check_once(marts, (DERIVED,))
     assert failed(run) == {
         "anomaly_flags.flags_known_machines",
@@ -204,3 +226,12 @@ def test_watch_mode_serves_results_that_prometheus_scrapes(good: Settings) -> No
     finally:
         watcher.send_signal(signal.SIGINT)
         watcher.wait(timeout=30)
+
+
+def test_an_expectation_that_cannot_run_fails_with_the_error(good: Settings) -> None:
+    """A mart without the contract's columns: the query errors, and the error is what the results show."""
+    warehouse.client(good).command("CREATE TABLE pipeline_stats (minute DateTime, readings UInt64) ENGINE = Memory")
+    run = check_once(good, (DERIVED,))
+    [outcome] = [o for o in run.outcomes if o.suite == "pipeline_stats"]
+    assert not outcome.success
+    assert outcome.observed.startswith("error: ") and "last_ingested_at" in outcome.observed
