@@ -26,6 +26,7 @@ MAX_READINGS_PER_MESSAGE = 256
 # Identifiers (machine, sensor, kind, unit) are plain tokens: they become partition keys, labels and file names.
 IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 UNIT = re.compile(r"[A-Za-z0-9%/°._ -]{0,16}")
+NON_FINITE_TOKEN = re.compile(rb"(?<![\w\"])-?(NaN|Infinity)(?![\w\"])")
 
 
 class SensorKind(StrEnum):
@@ -119,7 +120,10 @@ def decode_rows(raw: bytes) -> list[Row]:
     try:
         msg = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidMessage("not_json", str(exc)[:120]) from None
+        # NaN and ±Infinity are not JSON (Python's json.dumps writes them anyway); orjson refuses them, and numbers
+        # beyond a double, so tell those apart from plain garbage.
+        reason = "not_finite" if "infinity" in str(exc) or NON_FINITE_TOKEN.search(raw) else "not_json"
+        raise InvalidMessage(reason, str(exc)[:120]) from None
     if type(msg) is not dict:
         raise InvalidMessage("wrong_type", "message is not a JSON object")
     version = msg.get("v")

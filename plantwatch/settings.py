@@ -135,6 +135,7 @@ class IngestSettings(BaseModel):
     insert_rows: int = 100_000
     metrics_port: int = 0  # 0: any free port (registered with the local Prometheus)
     lag_report_ms: int = 5_000  # how often librdkafka reports consumer lag per partition
+    session_timeout_ms: int = 10_000  # a replica silent this long loses its partitions to the others
     # Optional user hook, a dotted path to a callable taking and returning a list of rows (COLUMNS order),
     # e.g. "mypackage.enrich:lookup"; machine metadata itself is joined in ClickHouse from a dictionary.
     enrich: ImportString[Callable[[list[tuple]], list[tuple]]] | None = None

@@ -35,7 +35,11 @@ def make_app(settings: Settings) -> Application:
         auto_offset_reset=ingest.auto_offset_reset,
         commit_every=ingest.batch_messages,
         commit_interval=ingest.flush_interval_seconds,
-        consumer_extra_config={"statistics.interval.ms": ingest.lag_report_ms, "stats_cb": record_lag},
+        consumer_extra_config={
+            "statistics.interval.ms": ingest.lag_report_ms,
+            "stats_cb": record_lag,
+            "session.timeout.ms": ingest.session_timeout_ms,
+        },
         auto_create_topics=False,  # topics belong to the deployment (partitions, retention), not to one app
         use_changelog_topics=False,  # stateless
         state_dir=settings.state_dir / "quixstreams",

@@ -1,6 +1,6 @@
 """The ingest's Prometheus metrics (served on /metrics by plantwatch.metrics.serve_metrics).
 
-Counters move once per checkpoint (every batch), not per message: a Prometheus counter takes a lock, and the
+Counters move once per batch, not per message: a Prometheus counter takes a lock, and the
 per-message path is where the ingest's time goes. Consumer lag comes from librdkafka's own statistics (the
 ``consumer_lag`` of each assigned partition), reported every ``ingest.lag_report_ms``.
 """
@@ -26,10 +26,18 @@ CONSUMER_LAG = Gauge(
 
 
 def record_lag(stats_json: str) -> None:
-    """librdkafka ``stats_cb``: copy each assigned partition's consumer lag into the gauge."""
+    """librdkafka ``stats_cb``: the gauge becomes the lag of each partition assigned to this process now.
+
+    librdkafka's ``consumer_lag`` is the high watermark minus the committed offset, the lag KEDA scales on; -1
+    means not known (nothing committed yet, or the partition is not ours).
+    """
     stats = orjson.loads(stats_json)
-    for topic, info in stats.get("topics", {}).items():
-        for partition, p in info.get("partitions", {}).items():
-            lag = p.get("consumer_lag", -1)
-            if partition != "-1" and lag >= 0:  # -1: internal unassigned partition, or lag not known yet
-                CONSUMER_LAG.labels(topic, partition).set(lag)
+    lags = {
+        (topic, partition): p["consumer_lag"]
+        for topic, info in stats.get("topics", {}).items()
+        for partition, p in info.get("partitions", {}).items()
+        if partition != "-1" and p.get("consumer_lag", -1) >= 0
+    }
+    CONSUMER_LAG.clear()  # partitions moved to another process by a rebalance must not linger
+    for (topic, partition), lag in lags.items():
+        CONSUMER_LAG.labels(topic, partition).set(lag)

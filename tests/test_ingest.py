@@ -1,0 +1,335 @@
+"""The ingest app against the real stack: each test runs `python -m streams.ingest` as subprocesses on its own topics
+and database (the `isolated` fixture) and looks at what a user sees: rows in ClickHouse, messages on the
+dead-letter topic, /metrics, committed offsets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from plantwatch import warehouse
+from plantwatch.metrics import free_port
+from plantwatch.reading import encode
+from plantwatch.settings import PROJECT_ROOT, Settings
+from streams import dead_letter
+
+SENSORS = [("temp", "temperature", "C"), ("vib", "vibration", "mm/s"), ("amps", "current", "A")] + [
+    (f"t{i}", "temperature", "C") for i in range(5)
+]
+PER_MESSAGE = len(SENSORS)
+
+
+def reading_message(i: int, now_ms: int) -> tuple[bytes, bytes]:
+    machine = f"M{i % 10}"
+    seq = i // 10
+    readings = [
+        {"sensor_id": s, "kind": k, "value": i + j / 10, "unit": u, "seq": seq} for j, (s, k, u) in enumerate(SENSORS)
+    ]
+    return machine.encode(), encode(machine, now_ms - 60_000 + seq, readings)
+
+
+def good_messages(n: int, start: int = 0) -> list[tuple[bytes, bytes]]:
+    now_ms = int(time.time() * 1000)
+    return [reading_message(i, now_ms) for i in range(start, start + n)]
+
+
+def produce(settings: Settings, messages: list[tuple[bytes | None, bytes | None]]) -> list[tuple[int, int]]:
+    """Produce in order; returns each message's (partition, offset)."""
+    producer = Producer({**settings.kafka.client_config(), "linger.ms": 5})
+    placed: dict[int, tuple[int, int]] = {}
+    for n, (key, value) in enumerate(messages):
+        producer.produce(
+            settings.kafka.readings_topic,
+            value,
+            key,
+            on_delivery=lambda err, msg, n=n: placed.__setitem__(n, (msg.partition(), msg.offset())),
+        )
+    assert producer.flush(30) == 0
+    return [placed[n] for n in range(len(messages))]
+
+
+class Ingest:
+    """One `python -m streams.ingest` process, configured through PLANTWATCH_* variables."""
+
+    def __init__(self, settings: Settings, group: str, log: Path, **ingest: object) -> None:
+        self.metrics_port = free_port()
+        env = {
+            **os.environ,
+            "PLANTWATCH_KAFKA__READINGS_TOPIC": settings.kafka.readings_topic,
+            "PLANTWATCH_KAFKA__DEAD_LETTER_TOPIC": settings.kafka.dead_letter_topic,
+            "PLANTWATCH_CLICKHOUSE__DATABASE": settings.clickhouse.database,
+            "PLANTWATCH_INGEST__CONSUMER_GROUP": group,
+            "PLANTWATCH_INGEST__METRICS_PORT": str(self.metrics_port),
+            "PLANTWATCH_INGEST__LAG_REPORT_MS": "500",
+            "PLANTWATCH_INGEST__FLUSH_INTERVAL_SECONDS": "0.5",
+            "PLANTWATCH_INGEST__SESSION_TIMEOUT_MS": "6000",  # the broker's minimum: a killed process is noticed soon
+            **{f"PLANTWATCH_INGEST__{k.upper()}": str(v) for k, v in ingest.items()},
+        }
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.ingest"], cwd=PROJECT_ROOT, env=env, stdout=log.open("wb"), stderr=-2
+        )
+
+    def metrics(self) -> dict[tuple[str, tuple], float]:
+        """Samples of /metrics by (name, sorted labels); empty until the endpoint answers."""
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).read()
+        except OSError:
+            return {}
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text.decode())
+            for s in family.samples
+        }
+
+    def metric(self, name: str, **labels: str) -> float:
+        return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+@pytest.fixture
+def ingests(isolated: Settings, tmp_path: Path) -> Iterator[Callable[..., Ingest]]:
+    """Start ingest processes (killed at the end if a test left them running); show their logs on failure."""
+    started: list[Ingest] = []
+
+    def start(group: str | None = None, **ingest: object) -> Ingest:
+        log = tmp_path / f"ingest{len(started)}.log"
+        process = Ingest(isolated, group or f"ingest-{uuid.uuid4().hex[:8]}", log, **ingest)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.proc.poll() is None:
+            process.proc.kill()
+            process.proc.wait(10)
+        print(f"--- {process.log.name}\n{process.log.read_text()[-3000:]}")
+
+
+def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def query(settings: Settings, sql: str) -> list[tuple]:
+    return warehouse.client(settings).query(sql).result_rows
+
+
+def count(settings: Settings, table: str) -> int:
+    return warehouse.client(settings).command(f"SELECT count() FROM {table}")
+
+
+def committed(settings: Settings, group: str) -> dict[int, int]:
+    consumer = Consumer({**settings.kafka.client_config(), "group.id": group})
+    try:
+        parts = [TopicPartition(settings.kafka.readings_topic, p) for p in range(settings.kafka.partitions)]
+        return {tp.partition: tp.offset for tp in consumer.committed(parts, timeout=10)}
+    finally:
+        consumer.close()
+
+
+def end_offsets(settings: Settings) -> dict[int, int]:
+    consumer = Consumer({**settings.kafka.client_config(), "group.id": "watermarks"})
+    try:
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(settings.kafka.readings_topic, p), timeout=10)[1]
+            for p in range(settings.kafka.partitions)
+        }
+    finally:
+        consumer.close()
+
+
+def test_readings_land_once_with_metrics(isolated: Settings, ingests: Callable[..., Ingest]) -> None:
+    messages = good_messages(300)
+    produce(isolated, messages)
+    ingest = ingests()
+    view = isolated.clickhouse.readings_view
+    wait_for("all readings in the view", lambda: count(isolated, view) == 300 * PER_MESSAGE)
+
+    # What went in comes out: values, event times and sequence numbers of one sensor of one machine.
+    sent = [orjson.loads(value) for key, value in messages if key == b"M3"]
+    rows = query(
+        isolated,
+        f"SELECT value, toUnixTimestamp64Milli(event_time), seq, sensor_kind, unit FROM {view} "
+        "WHERE machine_id = 'M3' AND sensor_id = 'vib' ORDER BY seq",
+    )
+    expected = [(m["readings"][1]["value"], m["ts"], m["readings"][1]["seq"], "vibration", "mm/s") for m in sent]
+    assert [tuple(r) for r in rows] == expected
+
+    wait_for("the landed counter", lambda: ingest.metric("plantwatch_ingest_readings_landed_total") == 2400)
+    metrics = ingest.metrics()
+    assert metrics[("plantwatch_ingest_messages_consumed_total", ())] == 300
+    assert metrics[("plantwatch_ingest_batch_insert_seconds_count", ())] >= 1
+    wait_for(
+        "zero lag on every partition",
+        lambda: (
+            sorted(
+                (labels, v)
+                for (name, labels), v in ingest.metrics().items()
+                if name == "plantwatch_ingest_consumer_lag"
+            )
+            == [((("partition", str(p)), ("topic", isolated.kafka.readings_topic)), 0.0) for p in range(4)]
+        ),
+        timeout=30,
+    )
+    assert ingest.stop() == 0
+
+
+BAD = {
+    "not_json": b'{"v": 1, "machine_id": "M1", ',
+    "wrong_type": orjson.dumps(
+        {"v": 1, "machine_id": "M1", "ts": "yesterday", "readings": [{"sensor_id": "a", "kind": "temperature"}]}
+    ),
+    "not_finite": json.dumps(
+        {
+            "v": 1,
+            "machine_id": "M1",
+            "ts": 1,
+            "readings": [{"sensor_id": "a", "kind": "k", "value": float("nan"), "unit": "C", "seq": 1}],
+        }
+    ).encode(),
+    "missing_field": orjson.dumps({"v": 1, "machine_id": "M1", "readings": []}),
+    "unknown_schema_version": orjson.dumps({"v": 2, "machine_id": "M1", "ts": 1, "readings": []}),
+    "oversized": b" " * 70_000 + good_messages(1)[0][1],
+    "bad_identifier": encode(
+        "M 1; DROP TABLE", 1, [{"sensor_id": "a", "kind": "k", "value": 1.0, "unit": "C", "seq": 1}]
+    ),
+}
+
+
+def test_bad_messages_are_dead_lettered_and_good_ones_land(isolated: Settings, ingests: Callable[..., Ingest]) -> None:
+    good = good_messages(40)
+    bad: list[tuple[str, bytes | None]] = [*BAD.items(), ("not_json", None)]  # a null value (tombstone) too
+    messages: list[tuple[bytes | None, bytes | None]] = list(good)
+    for n, (_, value) in enumerate(bad):  # spread among the good ones, all partitions
+        messages.insert(n * 5 + 1, (f"bad{n}".encode(), value))
+    placed = produce(isolated, messages)
+    where = {messages[n][0]: placed[n] for n in range(len(messages))}
+
+    ingest = ingests()
+    wait_for("good readings", lambda: count(isolated, isolated.clickhouse.readings_view) == 40 * PER_MESSAGE)
+
+    consumer = Consumer(
+        {**isolated.kafka.client_config(), "group.id": f"dlq-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest"}
+    )
+    consumer.subscribe([isolated.kafka.dead_letter_topic])
+    letters = []
+    deadline = time.monotonic() + 30
+    while len(letters) < len(bad) and time.monotonic() < deadline:
+        if (msg := consumer.poll(0.5)) is not None and not msg.error():
+            letters.append(msg)
+    consumer.close()
+
+    assert len(letters) == len(bad)
+    got = {}
+    for msg in letters:
+        headers = {k: v.decode() for k, v in msg.headers()}
+        got[msg.key()] = (headers[dead_letter.REASON], msg.value())
+        assert headers[dead_letter.SOURCE_TOPIC] == isolated.kafka.readings_topic
+        partition, offset = where[msg.key()]
+        assert (int(headers[dead_letter.SOURCE_PARTITION]), int(headers[dead_letter.SOURCE_OFFSET])) == (
+            partition,
+            offset,
+        )
+        assert headers[dead_letter.DETAIL]
+    assert got == {f"bad{n}".encode(): (reason, value) for n, (reason, value) in enumerate(bad)}
+
+    assert ingest.proc.poll() is None, "the app must not stop on bad input"
+    wait_for(
+        "dead-letter counter", lambda: ingest.metric("plantwatch_ingest_dead_lettered_total", reason="not_json") == 2
+    )
+    for reason in BAD:
+        if reason != "not_json":
+            assert ingest.metric("plantwatch_ingest_dead_lettered_total", reason=reason) == 1, reason
+    assert ingest.stop() == 0
+
+
+def test_batch_redelivered_after_a_crash_lands_once(isolated: Settings, ingests: Callable[..., Ingest]) -> None:
+    """Kill the app after its inserts, before any commit: the replay's inserts carry the same tokens and are dropped."""
+    produce(isolated, good_messages(40))
+    group = f"crash-{uuid.uuid4().hex[:6]}"
+    raw, view = isolated.clickhouse.raw_readings_table, isolated.clickhouse.readings_view
+    # Every message is its own insert (insert_rows = one message's readings), the checkpoint is far away.
+    slow_commit = {"insert_rows": PER_MESSAGE, "flush_interval_seconds": 600, "batch_messages": 1_000_000}
+    first = ingests(group, **slow_commit)
+    wait_for("the first run's inserts", lambda: count(isolated, raw) == 40 * PER_MESSAGE)
+    assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+    assert all(offset < 0 for offset in committed(isolated, group).values()), "nothing may be committed yet"
+
+    second = ingests(group, **{**slow_commit, "flush_interval_seconds": 0.5})
+    ends = end_offsets(isolated)
+    wait_for("the replay's commit", lambda: committed(isolated, group) == ends)
+    assert second.stop() == 0
+    # Dropped by ClickHouse (insert_deduplication_token): not even the raw table holds a second copy.
+    assert count(isolated, raw) == 40 * PER_MESSAGE
+    assert query(isolated, f"SELECT count(), uniqExact(machine_id, sensor_id, seq) FROM {view}") == [(320, 320)]
+
+
+def test_replay_cut_differently_shows_once_in_the_view(isolated: Settings, ingests: Callable[..., Ingest]) -> None:
+    """Batches cut differently on replay are not dropped by token; the ReplacingMergeTree view still shows one copy."""
+    produce(isolated, good_messages(40))
+    group = f"recut-{uuid.uuid4().hex[:6]}"
+    raw, view = isolated.clickhouse.raw_readings_table, isolated.clickhouse.readings_view
+    first = ingests(group, insert_rows=PER_MESSAGE, flush_interval_seconds=600, batch_messages=1_000_000)
+    wait_for("the first run's inserts", lambda: count(isolated, raw) == 320)
+    first.stop(signal.SIGKILL)
+    second = ingests(group)  # one insert per partition this time: other tokens
+    ends = end_offsets(isolated)
+    wait_for("the replay's commit", lambda: committed(isolated, group) == ends)
+    assert second.stop() == 0
+    assert query(isolated, f"SELECT count(), uniqExact(machine_id, sensor_id, seq) FROM {view}") == [(320, 320)]
+
+
+def test_two_processes_share_the_partitions(isolated: Settings, ingests: Callable[..., Ingest]) -> None:
+    group = f"pair-{uuid.uuid4().hex[:6]}"
+    pair = [ingests(group), ingests(group)]
+    view = isolated.clickhouse.readings_view
+
+    def consumed(p: Ingest) -> float:
+        return p.metric("plantwatch_ingest_messages_consumed_total")
+
+    sent = 0
+    deadline = time.monotonic() + 60
+    while not all(consumed(p) > 0 for p in pair):  # produce in waves until both have had a share
+        assert time.monotonic() < deadline, [consumed(p) for p in pair]
+        produce(isolated, good_messages(200, start=sent))
+        sent += 200
+        time.sleep(1)
+    wait_for("every reading", lambda: count(isolated, view) == sent * PER_MESSAGE)
+    total = sent * PER_MESSAGE
+    assert query(isolated, f"SELECT count(), uniqExact(machine_id, sensor_id, seq) FROM {view}") == [(total, total)]
+    assert [p.stop() for p in pair] == [0, 0]
+
+
+def test_sigterm_flushes_the_open_batch_and_commits(isolated: Settings, ingests: Callable[..., Ingest]) -> None:
+    group = f"term-{uuid.uuid4().hex[:6]}"
+    raw, view = isolated.clickhouse.raw_readings_table, isolated.clickhouse.readings_view
+    # A checkpoint every 10 messages, or in 10 minutes: the first 10 messages prove the app is up and assigned.
+    ingest = ingests(group, batch_messages=10, flush_interval_seconds=600, insert_rows=1_000_000)
+    produce(isolated, good_messages(10))
+    wait_for("the first checkpoint", lambda: committed(isolated, group) == end_offsets(isolated))
+    produce(isolated, good_messages(5, start=10))
+    time.sleep(3)  # read into the open batch, which waits for a checkpoint
+    assert count(isolated, raw) == 10 * PER_MESSAGE
+    assert ingest.stop(signal.SIGTERM) == 0
+    assert count(isolated, view) == 15 * PER_MESSAGE
+    assert committed(isolated, group) == end_offsets(isolated)
