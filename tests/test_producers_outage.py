@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
+from prometheus_client import REGISTRY
 
 from plantwatch.metrics import free_port
 from plantwatch.settings import Settings
@@ -65,6 +66,7 @@ def test_outage_and_restart_lose_nothing_and_duplicate_nothing(private_kafka: Se
         first.log(machine_id, ts, readings)
     first.service()
     assert first.backlog() == len(parts[1]) > QUEUE
+    assert REGISTRY.get_sample_value("plantwatch_producer_backlog_messages") == len(parts[1])
     assert not first.close(timeout=1)  # the process stops while Kafka is still away
 
     second = SdkLogger(settings)  # ... and starts again: it finds the backlog through its cursor
