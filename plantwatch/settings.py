@@ -66,10 +66,27 @@ class ClickHouseSettings(BaseModel):
     dq_results_table: str = "dq_results"  # written by `plantwatch check`
     baselines_table: str = "machine_baselines"  # commissioning baselines (`plantwatch baseline fit`)
     raw_ttl_days: int = 365
+    # Least privilege (plantwatch/sql/access.yaml): each component connects as its own user. Passwords come from
+    # the environment (e.g. PLANTWATCH_CLICKHOUSE__INGEST_PASSWORD, from a Kubernetes Secret); the local stack
+    # generates any that are unset into its state folder. `roles = false` makes every component use `user`.
+    roles: bool = True
+    ingest_user: str = "plantwatch_ingest"
+    ingest_password: str | None = None
+    transform_user: str = "plantwatch_transform"
+    transform_password: str | None = None
+    quality_user: str = "plantwatch_quality"
+    quality_password: str | None = None
+    grafana_user: str = "plantwatch_grafana"
+    grafana_password: str | None = None
 
     @property
     def http_url(self) -> str:
         return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def managed_databases(self) -> tuple[str, str]:
+        """The configured database and the demo's, the ones the component users are granted on."""
+        return self.database, f"{self.database}_demo"
 
 
 class PrometheusSettings(BaseModel):
@@ -134,6 +151,7 @@ class IngestSettings(BaseModel):
     # Rows per ClickHouse insert: a partition's batch this big is inserted in the background before the checkpoint.
     insert_rows: int = 100_000
     metrics_port: int = 0  # 0: any free port (registered with the local Prometheus)
+    metrics_host: str = LOOPBACK  # 0.0.0.0 in a pod, for Prometheus to scrape
     lag_report_ms: int = 5_000  # how often librdkafka reports consumer lag per partition
     session_timeout_ms: int = 10_000  # a replica silent this long loses its partitions to the others
     # Optional user hook, a dotted path to a callable taking and returning a list of rows (COLUMNS order),

@@ -67,7 +67,7 @@ def tune_gc() -> None:
 
 def run(settings: Settings) -> None:
     """Serve /metrics and consume until SIGTERM or SIGINT."""
-    port = serve_metrics(settings, "ingest", settings.ingest.metrics_port or None)
+    port = serve_metrics(settings, "ingest", settings.ingest.metrics_port or None, settings.ingest.metrics_host)
     app = make_app(settings)
     dead_letters = DeadLetterQueue(app.get_producer(), settings.kafka.dead_letter_topic)
     sink = ClickHouseSink(settings, settings.ingest.insert_rows, flush_first=dead_letters.flush)
