@@ -154,11 +154,13 @@ class FaultInjector:
     def active(self, ts_ms: int) -> list[_Active]:
         return [a for a in self.faults if a.start_ms <= ts_ms < a.end_ms]
 
-    def running(self, active: list[_Active]) -> np.ndarray:
+    def running(self, active: list[_Active]) -> np.ndarray | None:
+        """Per machine 1 (running) or 0 (shut down); None when no machine is shut down."""
+        stopped = [a.machine for a in active if a.fault.kind is FaultKind.SHUTDOWN]
+        if not stopped:
+            return None
         running = np.ones(self.machine_count)
-        for a in active:
-            if a.fault.kind is FaultKind.SHUTDOWN:
-                running[a.machine] = 0.0
+        running[stopped] = 0.0
         return running
 
     def decoupled(self, active: list[_Active]) -> np.ndarray | None:

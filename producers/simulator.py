@@ -59,7 +59,7 @@ class Simulation:
         for tick in range(ticks) if ticks is not None else itertools.count():
             ts = self.start_ms + tick * period
             active = self.faults.active(ts)
-            values = self.signals.step(tick * period / 1000, self.faults.running(active), self.faults.decoupled(active))
+            values = self.signals.step(tick, self.faults.running(active), self.faults.decoupled(active))
             emit = emit_all
             if active:
                 emit = emit_all.copy()
