@@ -50,7 +50,7 @@ demo: deps
 	$(PW) demo
 
 test: deps system-deps
-	$(VENV)/bin/python -m pytest
+	PLANTWATCH_STOP_STACK=1 $(VENV)/bin/python -m pytest
 
 bench: deps
 	for script in bench/*.py; do $(VENV)/bin/python $$script || exit 1; done

@@ -6,6 +6,7 @@ never see each other's rows or messages.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -24,11 +25,12 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def stack(settings: Settings) -> Iterator[Stack]:
-    """The local stack; stopped at the end only if this session started it."""
+    """The local stack, started when it is not up. What this session started is stopped at the end under CI or
+    `make test` (PLANTWATCH_STOP_STACK=1); a developer's plain `pytest` leaves it up for the next run."""
     stack = Stack(settings)
     started = stack.up(timeout=240)
     yield stack
-    if started:
+    if started and (os.environ.get("CI") or os.environ.get("PLANTWATCH_STOP_STACK")):
         Stack(settings, started).down()
 
 
