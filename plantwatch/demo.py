@@ -53,7 +53,7 @@ def demo_settings(settings: Settings) -> Settings:
             "dead_letter_topic": f"plantwatch.{DEMO_SUFFIX}.readings.dlq",
         }
     )
-    clickhouse = settings.clickhouse.model_copy(update={"database": f"plantwatch_{DEMO_SUFFIX}"})
+    clickhouse = settings.clickhouse.model_copy(update={"database": settings.clickhouse.managed_databases[1]})
     ingest = settings.ingest.model_copy(update={"consumer_group": f"plantwatch-{DEMO_SUFFIX}-ingest"})
     return settings.model_copy(update={"kafka": kafka, "clickhouse": clickhouse, "ingest": ingest})
 

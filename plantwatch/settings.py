@@ -66,10 +66,27 @@ class ClickHouseSettings(BaseModel):
     dq_results_table: str = "dq_results"  # written by `plantwatch check`
     baselines_table: str = "machine_baselines"  # commissioning baselines (`plantwatch baseline fit`)
     raw_ttl_days: int = 365
+    # Least privilege (plantwatch/sql/access.yaml): each component connects as its own user. Passwords come from
+    # the environment (e.g. PLANTWATCH_CLICKHOUSE__INGEST_PASSWORD, from a Kubernetes Secret); the local stack
+    # generates any that are unset into its state folder. `roles = false` makes every component use `user`.
+    roles: bool = True
+    ingest_user: str = "plantwatch_ingest"
+    ingest_password: str | None = None
+    transform_user: str = "plantwatch_transform"
+    transform_password: str | None = None
+    quality_user: str = "plantwatch_quality"
+    quality_password: str | None = None
+    grafana_user: str = "plantwatch_grafana"
+    grafana_password: str | None = None
 
     @property
     def http_url(self) -> str:
         return f"http://{self.host}:{self.http_port}"
+
+    @property
+    def managed_databases(self) -> tuple[str, str]:
+        """The configured database and the demo's, the ones the component users are granted on."""
+        return self.database, f"{self.database}_demo"
 
 
 class PrometheusSettings(BaseModel):

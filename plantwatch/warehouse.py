@@ -12,19 +12,22 @@ from string import Template
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from plantwatch.access import Role, credentials
 from plantwatch.reading import COLUMNS
 from plantwatch.settings import Settings
 
 SQL_DIR = Path(__file__).parent / "sql"
 
 
-def client(settings: Settings, database: str | None = None, **kwargs: object) -> Client:
+def client(settings: Settings, database: str | None = None, role: Role | None = None, **kwargs: object) -> Client:
+    """A clickhouse-connect client; ``role`` picks the component's least-privileged user (plantwatch.access)."""
     ch = settings.clickhouse
+    user, password = credentials(settings, role)
     return clickhouse_connect.get_client(
         host=ch.host,
         port=ch.http_port,
-        username=ch.user,
-        password=ch.password,
+        username=user,
+        password=password,
         database=database or ch.database,
         **kwargs,
     )

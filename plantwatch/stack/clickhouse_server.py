@@ -5,21 +5,22 @@ from the working directory and can open the listeners. They live only while that
 with a query that never finishes. Run this module in a process of its own; SIGTERM stops it and the data stays.
 
     python -m plantwatch.stack.clickhouse_server --data-dir DIR [--host H --http-port P --tcp-port P]
+        [--users-config users.xml]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from importlib import metadata
 from pathlib import Path
 
-PINNED = {"chdb": "4.4.0", "chdb-core": "26.9.0"}
+from plantwatch.stack.engine import EngineMissing, check_engine
 
 CONFIG = """<clickhouse>
     <listen_host>{host}</listen_host>
     <http_port>{http_port}</http_port>
     <tcp_port>{tcp_port}</tcp_port>
+    {users}
 </clickhouse>
 """
 
@@ -31,30 +32,12 @@ SERVE = (
 )
 
 
-class EngineMissing(RuntimeError):
-    pass
-
-
-def check_engine() -> None:
-    """Fail with a plain message unless the pinned chdb wheels are installed."""
-    for package, version in PINNED.items():
-        try:
-            found = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found = None
-        if found != version:
-            raise EngineMissing(
-                f"ClickHouse for the local stack comes from the {package}=={version} wheel, but "
-                f"{'none is installed' if found is None else f'{found} is installed'}: "
-                f"pip install 'chdb=={PINNED['chdb']}' 'chdb-core=={PINNED['chdb-core']}'"
-            )
-
-
-def serve(data_dir: Path, host: str, http_port: int, tcp_port: int) -> None:
+def serve(data_dir: Path, host: str, http_port: int, tcp_port: int, users_config: Path | None = None) -> None:
     check_engine()
     from chdb import _chdb
 
-    Path("config.xml").write_text(CONFIG.format(host=host, http_port=http_port, tcp_port=tcp_port))
+    users = f"<users_config>{users_config}</users_config>" if users_config else ""
+    Path("config.xml").write_text(CONFIG.format(host=host, http_port=http_port, tcp_port=tcp_port, users=users))
     data_dir.mkdir(parents=True, exist_ok=True)
     # TabSeparated becomes the HTTP default output format, as on a real server.
     _chdb.query(SERVE, "TabSeparated", path=str(data_dir))
@@ -66,9 +49,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--http-port", type=int, default=8123)
     parser.add_argument("--tcp-port", type=int, default=9000)
+    parser.add_argument("--users-config", type=Path, help="a users.xml (users, passwords, grants)")
     args = parser.parse_args()
     try:
-        serve(args.data_dir.resolve(), args.host, args.http_port, args.tcp_port)
+        serve(args.data_dir.resolve(), args.host, args.http_port, args.tcp_port, args.users_config)
     except EngineMissing as exc:
         sys.exit(f"error: {exc}")
 
