@@ -102,7 +102,7 @@ def test_wrong_password_is_refused(secured: Settings) -> None:
     wrong = secured.model_copy(
         update={"clickhouse": secured.clickhouse.model_copy(update={"grafana_password": "not-the-password"})}
     )
-    with pytest.raises(DatabaseError, match="Authentication failed|AUTHENTICATION_FAILED"):
+    with pytest.raises(DatabaseError, match=r"Authentication failed|AUTHENTICATION_FAILED"):
         warehouse.client(wrong, role="grafana")
 
 
