@@ -13,7 +13,7 @@ from plantwatch.alerting import alerts
 from plantwatch.baseline import baseline_app
 from plantwatch.checks import check
 from plantwatch.demo import demo
-from plantwatch.settings import get_settings
+from plantwatch.settings import environment, get_settings
 from plantwatch.stack import Stack, StackError
 from plantwatch.transform import transform_command
 from producers.cli import archive_app, produce, replay
@@ -102,16 +102,8 @@ def stack_logs(service: str, lines: Annotated[int, typer.Option("-n")] = 50) -> 
 def show_config() -> None:
     """Print the effective settings, each with the environment variable that sets it."""
     table = Table("environment variable", "value")
-
-    def walk(prefix: str, values: dict) -> None:
-        for key, value in values.items():
-            if isinstance(value, dict):
-                walk(f"{prefix}{key.upper()}__", value)
-            else:
-                shown = "***" if "password" in key and value else value
-                table.add_row(f"{prefix}{key.upper()}", str(shown))
-
-    walk("PLANTWATCH_", get_settings().model_dump())
+    for name, value in environment(get_settings()).items():
+        table.add_row(name, "***" if "PASSWORD" in name and value else value)
     Console().print(table)
 
 

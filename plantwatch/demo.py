@@ -25,7 +25,7 @@ from plantwatch import warehouse
 from plantwatch.alerting import evaluate_rules, results_table
 from plantwatch.checks import check_once, print_run
 from plantwatch.report import plot_machine
-from plantwatch.settings import PROJECT_ROOT, Settings, get_settings
+from plantwatch.settings import PROJECT_ROOT, Settings, environment, get_settings
 from plantwatch.stack import Stack
 from plantwatch.transform import transform
 from producers.faults import load_scenario
@@ -56,18 +56,6 @@ def demo_settings(settings: Settings) -> Settings:
     clickhouse = settings.clickhouse.model_copy(update={"database": settings.clickhouse.managed_databases[1]})
     ingest = settings.ingest.model_copy(update={"consumer_group": f"plantwatch-{DEMO_SUFFIX}-ingest"})
     return settings.model_copy(update={"kafka": kafka, "clickhouse": clickhouse, "ingest": ingest})
-
-
-def environment(settings: Settings) -> dict[str, str]:
-    """The PLANTWATCH_* variables that hand these settings to a child process."""
-    return {
-        **os.environ,
-        "PLANTWATCH_STATE_DIR": str(settings.state_dir),
-        "PLANTWATCH_KAFKA__READINGS_TOPIC": settings.kafka.readings_topic,
-        "PLANTWATCH_KAFKA__DEAD_LETTER_TOPIC": settings.kafka.dead_letter_topic,
-        "PLANTWATCH_CLICKHOUSE__DATABASE": settings.clickhouse.database,
-        "PLANTWATCH_INGEST__CONSUMER_GROUP": settings.ingest.consumer_group,
-    }
 
 
 def reset(settings: Settings) -> None:
@@ -137,7 +125,7 @@ def run_demo(settings: Settings, console: Console, minutes: float = 6.0, seed: i
         progress.update(step, description="starting the ingest app")
         ingest = subprocess.Popen(
             [sys.executable, "-m", "streams.ingest"],
-            env=environment(settings),
+            env={**os.environ, **environment(settings)},
             stdout=subprocess.DEVNULL,
             stderr=(settings.state_dir / "logs" / "demo-ingest.log").open("wb"),
         )

@@ -8,10 +8,12 @@ from here.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field, ImportString
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -112,6 +114,7 @@ class ProducerSettings(BaseModel):
     archive_flush_seconds: float = 5.0
     archive_segment_bytes: int = 64 << 20
     archive_zstd_level: int = 1
+    archive_retention_days: int | None = 30  # by event date; what Kafka has not acknowledged is always kept
     cursor_flush_seconds: float = 1.0
     # librdkafka batching; past queue_max_messages the logger leaves the backlog in the archive until Kafka drains.
     linger_ms: int = 20
@@ -154,9 +157,10 @@ class IngestSettings(BaseModel):
     metrics_host: str = LOOPBACK  # 0.0.0.0 in a pod, for Prometheus to scrape
     lag_report_ms: int = 5_000  # how often librdkafka reports consumer lag per partition
     session_timeout_ms: int = 10_000  # a replica silent this long loses its partitions to the others
-    # Optional user hook, a dotted path to a callable taking and returning a list of rows (COLUMNS order),
-    # e.g. "mypackage.enrich:lookup"; machine metadata itself is joined in ClickHouse from a dictionary.
-    enrich: ImportString[Callable[[list[tuple]], list[tuple]]] | None = None
+    # Optional user hook for a side service (REST, cache, model): a dotted path, e.g. "mypackage.enrich:lookup", to a
+    # callable taking one valid message's plantwatch.reading.MessageReadings and returning them (changed or not), or
+    # None to drop the message. Machine metadata itself is joined in ClickHouse, from a dictionary.
+    enrich: ImportString[Callable] | None = None
 
 
 class TransformSettings(BaseModel):
@@ -192,6 +196,22 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_file = Path(os.environ.get("PLANTWATCH_CONFIG", "plantwatch.toml"))
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+
+
+def environment(settings: BaseModel) -> dict[str, str]:
+    """The PLANTWATCH_* variables that reproduce these settings in another process (unset values left out)."""
+    out: dict[str, str] = {}
+
+    def walk(prefix: str, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            name = f"{prefix}{key.upper()}"
+            if isinstance(value, dict):
+                walk(f"{name}__", value)
+            elif value is not None:
+                out[name] = json.dumps(value) if isinstance(value, bool | list) else str(value)
+
+    walk("PLANTWATCH_", settings.model_dump(mode="json"))
+    return out
 
 
 @lru_cache

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from plantwatch.settings import Settings
+from plantwatch.settings import Settings, environment
 
 
 def test_environment_beats_file_beats_default(tmp_path: Path, monkeypatch) -> None:
@@ -41,3 +41,10 @@ def test_config_command_names_each_variable_and_hides_passwords() -> None:
     ).stdout
     assert "PLANTWATCH_CLICKHOUSE__DATABASE" in out and "plant_b" in out
     assert "s3cret" not in out
+
+
+def test_environment_round_trips_settings_to_a_child_process(monkeypatch) -> None:
+    custom = Settings(kafka={"port": 19092, "readings_topic": "t.r"}, clickhouse={"database": "d1", "roles": False})
+    for name, value in environment(custom).items():
+        monkeypatch.setenv(name, value)
+    assert Settings() == custom
