@@ -4,7 +4,8 @@ Layout: ``<archive>/date=YYYY-MM-DD/machine=<id>/part-<n>.jsonl.zst`` with ``n``
 dates. A segment holds independent zstd frames (one block of lines each, written with a single write), so
 ``zstdcat`` reads it, a reader can start at any frame, and a crash can at worst cut off the last frame. A new
 segment begins at each new event date, past ``archive_segment_bytes``, and for each new process (a process never
-appends to a file an earlier one may have left half-written).
+appends to a file an earlier one may have left half-written). Segments older than ``archive_retention_days`` (by
+event date) are deleted at rotation, except those Kafka may still need.
 
 Each :class:`MachineArchive` also keeps its *ledger*: the frames written since the first message Kafka has not yet
 acknowledged, with the index of their first message. The SDK logger reads its backlog back through it and turns
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import orjson
 
+from plantwatch.settings import ProducerSettings
+
 try:
     from compression import zstd  # Python 3.14+
 except ImportError:
@@ -32,6 +35,7 @@ except ImportError:
 log = logging.getLogger(__name__)
 
 DAY_MS = 86_400_000
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 SEGMENT = re.compile(r"part-(\d+)\.jsonl\.zst")
 
 
@@ -90,12 +94,13 @@ def iter_segment(path: Path) -> Iterator[bytes]:
 class MachineArchive:
     """One machine's archive stream, written in blocks; also the ledger of frames not yet known delivered."""
 
-    def __init__(self, root: Path, machine_id: str, block_bytes: int, segment_bytes: int, level: int) -> None:
+    def __init__(self, root: Path, machine_id: str, config: ProducerSettings) -> None:
         self.root = root
         self.machine_id = machine_id
-        self.block_bytes = block_bytes
-        self.segment_bytes = segment_bytes
-        self.level = level
+        self.block_bytes = config.archive_block_bytes
+        self.segment_bytes = config.archive_segment_bytes
+        self.level = config.archive_zstd_level
+        self.retention_days = config.archive_retention_days
         self.buffer: list[bytes] = []
         self.buffer_bytes = 0
         self.buffer_day = -1
@@ -164,6 +169,21 @@ class MachineArchive:
         self.segment_day = self.buffer_day
         self.file = open(self.segment, "ab")  # noqa: SIM115 - kept open across calls, closed by close()
         self.size = 0
+        if self.retention_days is not None:
+            self._prune(self.segment_day - self.retention_days)
+
+    def _prune(self, before_day: int) -> None:
+        """Delete segments of event days before ``before_day`` (days since 1970) unless Kafka may still need them:
+        those from the oldest frame in the ledger on are kept whatever their age."""
+        needed = _part(self.frames[0].segment) if self.frames else _part(self.segment)
+        for path in segments(self.root, self.machine_id):
+            day = date.fromisoformat(path.parent.parent.name.removeprefix("date=")).toordinal() - EPOCH_ORDINAL
+            if day < before_day and _part(path) < needed:
+                path.unlink()
+                log.info("archive retention: removed %s", path)
+                for folder in (path.parent, path.parent.parent):
+                    if not any(folder.iterdir()):
+                        folder.rmdir()
 
     def read(self, index: int) -> list[bytes]:
         """Archived messages from ``index`` on: the rest of the frame holding it, or the buffered lines."""

@@ -258,9 +258,7 @@ class SdkLogger:
     def _open(self, machine_id: str, position: Position | None = None) -> _Stream:
         archive = None
         if self.root is not None:
-            p = self.settings.producer
-            archive = MachineArchive(self.root, machine_id, p.archive_block_bytes, p.archive_segment_bytes,
-                                     p.archive_zstd_level)  # fmt: skip
+            archive = MachineArchive(self.root, machine_id, self.settings.producer)
         stream = _Stream(machine_id, machine_id.encode(), archive)
         self._streams[machine_id] = stream
         self._by_key[stream.key] = stream
