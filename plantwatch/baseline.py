@@ -10,7 +10,6 @@ the history with it), and the trailing baseline for machines that have none.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -21,7 +20,7 @@ from rich.table import Table
 from plantwatch import warehouse
 from plantwatch.reading import IDENTIFIER
 from plantwatch.settings import Settings, get_settings
-from plantwatch.transform import TransformError, run_dbt
+from plantwatch.transform import Transformer, TransformError
 
 baseline_app = typer.Typer(help="Commissioning baselines for the detectors.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -32,8 +31,16 @@ def _utc(text: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def fit(settings: Settings, machine_id: str, start: datetime, end: datetime, fitted_by: str = "") -> None:
-    """Fit and store a commissioning baseline of machine_id on [start, end) (needs `transform` to have run)."""
+def fit(
+    settings: Settings,
+    machine_id: str,
+    start: datetime,
+    end: datetime,
+    fitted_by: str = "",
+    transformer: Transformer | None = None,
+) -> None:
+    """Fit and store a commissioning baseline of machine_id on [start, end) (needs `transform` to have run);
+    pass a Transformer to fit many machines without parsing the dbt project each time."""
     if not IDENTIFIER.fullmatch(machine_id):
         raise ValueError(f"not a machine id: {machine_id!r}")
     if not start < end:
@@ -44,7 +51,7 @@ def fit(settings: Settings, machine_id: str, start: datetime, end: datetime, fit
         "date_to": end.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
         "fitted_by": fitted_by or "plantwatch baseline fit",
     }
-    run_dbt(settings, ["run-operation", "fit_baseline", "--args", json.dumps(args)])
+    (transformer or Transformer(settings)).operation("fit_baseline", args)
 
 
 def fits(settings: Settings, machine_id: str | None = None) -> list[dict[str, object]]:

@@ -35,6 +35,7 @@ class RunSummary:
     seconds: float
     nodes: int
     failures: list[str]
+    timings: dict[str, float]  # seconds per node
 
 
 def dbt_vars(settings: Settings) -> dict[str, str | int | float]:
@@ -81,66 +82,96 @@ def target_dir(settings: Settings) -> Path:
     return settings.state_dir / "dbt" / settings.clickhouse.database
 
 
-def run_dbt(settings: Settings, args: list[str], *, quiet: bool = True) -> RunSummary:
-    """Run one dbt command (e.g. ["build"], ["run-operation", "fit_baseline", ...]) with the settings' connection."""
-    project = settings.transform.project_dir
-    target = target_dir(settings)
-    full = [
-        *args,
-        "--project-dir", str(project),
-        "--profiles-dir", str(project),
-        "--target-path", str(target / "target"),
-        "--log-path", str(target / "logs"),
-        "--vars", json.dumps(dbt_vars(settings)),
-    ]  # fmt: skip
-    if quiet:
-        full = ["--quiet", *full]
-    began = time.monotonic()
-    with _environment(dbt_env(settings)):
-        result: dbtRunnerResult = dbtRunner().invoke(full)
-    seconds = time.monotonic() - began
+class Transformer:
+    """dbt for one warehouse (the settings' database), the project parsed once and reused for every invocation."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._manifest: object | None = None
+
+    def _invoke(self, args: list[str]) -> RunSummary:
+        target = target_dir(self.settings)
+        project = self.settings.transform.project_dir
+        common = [
+            "--project-dir", str(project),
+            "--profiles-dir", str(project),
+            "--target-path", str(target / "target"),
+            "--log-path", str(target / "logs"),
+            "--vars", json.dumps(dbt_vars(self.settings)),
+        ]  # fmt: skip
+        began = time.monotonic()
+        with _environment(dbt_env(self.settings)):
+            if self._manifest is None:
+                parsed = dbtRunner().invoke(["--quiet", "parse", *common])
+                if not parsed.success:
+                    raise TransformError(f"dbt parse failed: {parsed.exception}")
+                self._manifest = parsed.result
+            result: dbtRunnerResult = dbtRunner(manifest=self._manifest).invoke(["--quiet", *args, *common])
+        return _summary(args[0], result, time.monotonic() - began)
+
+    def build(self, *, full_refresh: bool = False) -> RunSummary:
+        """`dbt build`: seeds, every model (views, dictionaries and materialized views too) and the dbt tests."""
+        return self._invoke(["build", *(["--full-refresh"] if full_refresh else [])])
+
+    def seed(self) -> RunSummary:
+        return self._invoke(["seed"])
+
+    def run(self, *, full_refresh: bool = False) -> RunSummary:
+        """`dbt seed` + `dbt run` of every model, without the dbt tests."""
+        self._invoke(["seed"])
+        return self._invoke(["run", *(["--full-refresh"] if full_refresh else [])])
+
+    def refresh(self) -> RunSummary:
+        """`dbt run --selector refresh`: only the models that hold state (a periodic pass once built)."""
+        return self._invoke(["run", "--selector", "refresh"])
+
+    def operation(self, macro: str, args: dict[str, str]) -> RunSummary:
+        return self._invoke(["run-operation", macro, "--args", json.dumps(args)])
+
+
+def _summary(command: str, result: dbtRunnerResult, seconds: float) -> RunSummary:
     failures: list[str] = []
-    nodes = 0
-    if result.result is not None and hasattr(result.result, "results"):
-        for node in result.result.results:
-            nodes += 1
-            if str(node.status) in ("error", "fail"):
-                failures.append(f"{node.node.name}: {node.message}")
+    timings: dict[str, float] = {}
+    for node in getattr(result.result, "results", None) or []:
+        name = node.node.name if hasattr(node, "node") else node.unique_id
+        timings[name] = node.execution_time
+        if str(node.status) in ("error", "fail"):
+            failures.append(f"{name}: {node.message}")
     if not result.success:
         detail = "; ".join(failures) or str(result.exception or "dbt failed")
-        raise TransformError(f"dbt {args[0]} failed: {detail}")
-    return RunSummary(command=args[0], seconds=seconds, nodes=nodes, failures=failures)
+        raise TransformError(f"dbt {command} failed: {detail}")
+    return RunSummary(command=command, seconds=seconds, nodes=len(timings), failures=failures, timings=timings)
 
 
 def transform(settings: Settings, *, full_refresh: bool = False, test: bool = True) -> RunSummary:
-    """One pass: `dbt build` (seeds, models, tests), or `dbt run` + `dbt seed` without the tests."""
-    extra = ["--full-refresh"] if full_refresh else []
-    if test:
-        return run_dbt(settings, ["build", *extra])
-    run_dbt(settings, ["seed", *extra])
-    return run_dbt(settings, ["run", *extra])
+    """One pass: `dbt build` (seeds, models, tests), or `dbt seed` + `dbt run` without the tests."""
+    transformer = Transformer(settings)
+    return transformer.build(full_refresh=full_refresh) if test else transformer.run(full_refresh=full_refresh)
 
 
 def transform_every(
     settings: Settings,
     seconds: float,
     *,
-    test: bool = True,
     report: Callable[[RunSummary], None] | None = None,
     on_error: Callable[[TransformError], None] | None = None,
     keep_going: Callable[[], bool] = lambda: True,
 ) -> None:
-    """Transform, then again every `seconds` (start to start) while keep_going(); a failed pass goes to on_error
-    (or raises without one) and the loop carries on."""
+    """`dbt build` once, then `refresh` every `seconds` (start to start) while keep_going(). A failed pass goes to
+    on_error (or raises without one) and the next pass is a full build again."""
+    transformer = Transformer(settings)
+    built = False
     while keep_going():
         began = time.monotonic()
         try:
-            summary = transform(settings, test=test)
+            summary = transformer.refresh() if built else transformer.build()
         except TransformError as exc:
             if on_error is None:
                 raise
+            built = False
             on_error(exc)
         else:
+            built = True
             if report:
                 report(summary)
         time.sleep(max(0.0, seconds - (time.monotonic() - began)))
@@ -157,7 +188,8 @@ def transform_command(
     full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild incremental models.")] = False,
     no_test: Annotated[bool, typer.Option("--no-test", help="dbt seed + run, without the dbt tests.")] = False,
 ) -> None:
-    """Run the dbt project (`dbt build`) once, or every interval with --every."""
+    """Run the dbt project (`dbt build`) once, or keep it fresh with --every (a build, then every interval the
+    models that hold state: `dbt run --selector refresh`)."""
     settings = get_settings()
     try:
         if every is None:
@@ -165,7 +197,7 @@ def transform_command(
             return
         if full_refresh:
             _report(transform(settings, full_refresh=True, test=not no_test))
-        transform_every(settings, parse_interval(every), test=not no_test, report=_report, on_error=_warn)
+        transform_every(settings, parse_interval(every), report=_report, on_error=_warn)
     except TransformError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc

@@ -1,0 +1,107 @@
+"""Transform benchmark: `dbt build` over 10 million readings, then the incremental run after 100k new readings.
+
+Everything runs in a database of its own (dropped at the end). The readings are generated inside ClickHouse
+(INSERT ... SELECT from numbers()): 16 machines x 6 sensors at 1 Hz driven by a load cycle with Gaussian noise,
+about 29 hours of event time. Printed: the full build (seeds, models, dbt tests) and, after 100k more readings
+(the next ~17 minutes), the incremental run as `plantwatch transform --every` does it (`dbt run` of the models
+that hold state, dbt already loaded in the process), then a run with no new data. Other engineers share these
+2 cores: compare the figures within one run (the ratios), not across runs.
+
+    .venv/bin/python bench/transform.py [--readings 10000000] [--increment 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+
+from plantwatch import warehouse
+from plantwatch.settings import Settings, get_settings
+from plantwatch.transform import Transformer
+
+SENSORS = [  # sensor_id, kind, unit, idle, gain, noise
+    ("current", "current", "A", 8, 52, 0.6),
+    ("speed", "speed", "rpm", 600, 2300, 6),
+    ("vib_x", "vibration", "mm/s", 0.9, 3.2, 0.12),
+    ("vib_y", "vibration", "mm/s", 0.8, 2.9, 0.12),
+    ("bearing_temp", "temperature", "C", 38, 30, 0.25),
+    ("discharge_pressure", "pressure", "bar", 1.2, 6.5, 0.05),
+]
+MACHINES = 16
+START = "2026-11-01 00:00:00"
+
+
+def generate(settings: Settings, first: int, count: int, *, history: bool) -> None:
+    """Readings first .. first+count-1 (reading n: machine n % 16, sensor (n // 16) % 6, second n // 96). History
+    is stamped as ingested a second after its event time, as a running ingest would have; new readings now."""
+    ch = settings.clickhouse
+    series = MACHINES * len(SENSORS)
+
+    def pick(i: int) -> str:
+        return "[" + ", ".join(repr(s[i]) if isinstance(s[i], str) else str(s[i]) for s in SENSORS) + "]"
+
+    warehouse.client(settings).command(
+        f"""
+        insert into {ch.database}.{ch.raw_readings_table}
+            (machine_id, sensor_id, sensor_kind, value, unit, event_time, seq, schema_version, ingested_at)
+        with
+            number % {MACHINES} as m,
+            intDiv(number, {MACHINES}) % {len(SENSORS)} + 1 as s,
+            intDiv(number, {series}) as t,
+            0.6 + 0.2 * sin(2 * pi() * t / 600 + m) as load
+        select
+            (select groupArray(machine_id) from {ch.database}.machines)[m + 1],
+            {pick(0)}[s], {pick(1)}[s],
+            {pick(3)}[s] + {pick(4)}[s] * load + {pick(5)}[s] * randNormal(0, 1),
+            {pick(2)}[s],
+            toDateTime64('{START}', 3, 'UTC') + toIntervalSecond(t),
+            t, 1,
+            {"toDateTime64('" + START + "', 3, 'UTC') + toIntervalSecond(t + 1)" if history else "now64(3)"}
+        from numbers({first}, {count})
+        """,
+        settings={"max_insert_threads": 2},
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--readings", type=int, default=10_000_000)
+    parser.add_argument("--increment", type=int, default=100_000)
+    parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    args = parser.parse_args()
+
+    base = get_settings()
+    db = f"bench_transform_{uuid.uuid4().hex[:8]}"
+    settings = base.model_copy(update={"clickhouse": base.clickhouse.model_copy(update={"database": db})})
+    warehouse.migrate(settings)
+    transformer = Transformer(settings)
+    try:
+        transformer.seed()  # the machines seed names the generated machines
+        began = time.monotonic()
+        generate(settings, 0, args.readings, history=True)
+        print(f"generated {args.readings:,} readings in ClickHouse in {time.monotonic() - began:.1f}s")
+
+        full = transformer.build()
+        print(f"full dbt build (seeds, models, dbt tests): {full.seconds:.1f}s, {full.nodes} nodes")
+
+        generate(settings, args.readings, args.increment, history=False)
+        incremental = transformer.refresh()
+        print(f"incremental run after {args.increment:,} new readings: {incremental.seconds:.2f}s "
+              f"({incremental.nodes} models)")  # fmt: skip
+        slowest = sorted(incremental.timings.items(), key=lambda kv: -kv[1])
+        print("  per model: " + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in slowest))
+        noop = transformer.refresh()
+        print(f"run with no new data: {noop.seconds:.2f}s")
+        generate(settings, args.readings + args.increment, args.increment, history=False)
+        built = transformer.build()
+        print(f"incremental dbt build (all nodes + dbt tests) after another {args.increment:,}: {built.seconds:.1f}s")
+        print(f"ratio full build / incremental run: {full.seconds / incremental.seconds:.0f}x")
+        print(f"goal incremental <= 3 s: {'met' if incremental.seconds <= 3 else 'NOT met'}")
+    finally:
+        if not args.keep:
+            warehouse.client(settings, database="default").command(f"DROP DATABASE IF EXISTS {db}")
+
+
+if __name__ == "__main__":
+    main()

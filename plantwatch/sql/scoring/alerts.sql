@@ -1,0 +1,36 @@
+-- Alerts scored as predicted episodes: an alert is a true positive when a labelled fault of its category on its
+-- machine (sensor faults: on its sensor) overlaps it, from one window before the fault to ${grace_seconds} s after.
+with
+
+labels as (
+    select machine_id, category, fault_kind, sensor_ids, start_time, end_time
+    from ${database}.stg_fault_labels
+    where ${label_filter}
+),
+
+alerts as (
+    select * from ${database}.alerts
+    where machine_id in (select machine_id from labels) or ${include_unlabelled_machines}
+),
+
+matched as (
+    select
+        alerts.alert_id as alert_id,
+        alerts.machine_id as machine_id,
+        alerts.category as category,
+        alerts.kind as kind,
+        alerts.started_at as started_at,
+        countIf(
+            labels.category = alerts.category
+            and (alerts.category = 'machine' or has(labels.sensor_ids, alerts.sensor_id))
+            and alerts.last_flag_at > labels.start_time - toIntervalSecond(${window_seconds})
+            and alerts.started_at < labels.end_time + toIntervalSecond(${grace_seconds})
+        ) > 0 as true_positive
+    from alerts
+    left join labels on alerts.machine_id = labels.machine_id
+    group by alert_id, machine_id, category, kind, started_at
+)
+
+select alert_id, machine_id, category, kind, started_at, true_positive
+from matched
+order by started_at
