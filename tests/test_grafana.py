@@ -15,6 +15,7 @@ import yaml
 
 from plantwatch import dashboards, warehouse
 from plantwatch.settings import PROJECT_ROOT, Settings
+from tests.test_prometheus_rules import declared_metrics
 
 SCHEMAS = PROJECT_ROOT.parent / "shared" / "schemas" / "grafana"
 PROVISIONING = PROJECT_ROOT / "grafana" / "provisioning"
@@ -122,6 +123,13 @@ def test_every_dashboard_query_runs_on_clickhouse(marts: Settings) -> None:
     rows = client.query(band_sql).named_results()
     banded = [r for r in rows if r["band_low"] < r["value"] < r["band_high"]]
     assert len(banded) >= 80  # 15 minutes of readings in 10-second intervals, inside their rolling band
+
+
+def test_pipeline_dashboard_charts_metrics_the_apps_export() -> None:
+    board = dashboards.pipeline_health()
+    exprs = [t["expr"] for item in board["panels"] for t in item["targets"] if "expr" in t]
+    used = {name for expr in exprs for name in re.findall(r"\b(plantwatch_[a-z_]+)\b", expr)}
+    assert len(used) >= 5 and used <= declared_metrics(), used - declared_metrics()
 
 
 def rule_bodies() -> list[tuple[dict[str, Any], dict[str, Any]]]:
