@@ -239,8 +239,9 @@ class SdkLogger:
                     return
 
     def backlog(self) -> int:
-        """Messages accepted (or recovered from the archive) that Kafka has not acknowledged yet."""
-        return sum(s.archive.appended - s.acked if s.archive else s.sent - s.acked for s in self._streams.values())
+        """Messages accepted (or recovered from the archive) that Kafka has not acknowledged yet; without an
+        archive, those still in librdkafka (a failed one is gone)."""
+        return sum(s.archive.appended - s.acked if s.archive else s.inflight for s in self._streams.values())
 
     def _report_metrics(self) -> None:
         now, before = self.stats, self._reported
