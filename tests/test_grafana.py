@@ -164,6 +164,11 @@ def test_alert_rule_matches_the_grafana_schema(group: dict[str, Any], rule: dict
     assert rule["for"] and rule["labels"]
 
 
+def test_rule_file_has_no_dollar_for_grafana_to_expand() -> None:
+    """Grafana expands $VAR in provisioning files: a `$labels` in an annotation would become an empty string."""
+    assert "$" not in (PROVISIONING / "alerting" / "rules.yaml").read_text()
+
+
 def test_a_broken_rule_fails_the_schema() -> None:
     group, rule = rule_bodies()[0]
     broken = {**api_shape(group, rule), "noDataState": "Maybe"}
