@@ -19,7 +19,7 @@ OUT_DIR = PROJECT_ROOT / "grafana" / "dashboards"
 SCHEMA_VERSION = 41  # Grafana 11.6
 CLICKHOUSE = {"type": "grafana-clickhouse-datasource", "uid": "plantwatch-clickhouse"}
 PROMETHEUS = {"type": "prometheus", "uid": "plantwatch-prometheus"}
-TABLE, TIME_SERIES = 1, 0  # the ClickHouse plugin's query formats
+TABLE, TIME_SERIES = 1, 0  # the ClickHouse plugin's query formats (sqlutil.FormatQueryOption)
 STATUS_COLOURS = {"ok": "green", "warning": "orange", "critical": "red", "stale": "purple"}
 LATEST_DQ_RUN = "(suite, run_id) IN (SELECT suite, argMax(run_id, run_at) FROM dq_results GROUP BY suite)"
 
@@ -32,7 +32,7 @@ def sql(raw: str, fmt: int = TABLE, ref: str = "A") -> Json:
         "datasource": CLICKHOUSE,
         "editorType": "sql",
         "format": fmt,
-        "queryType": "timeseries" if fmt == TIME_SERIES else "table",
+        "queryType": "timeSeries" if fmt == TIME_SERIES else "table",
         "rawSql": raw.strip(),
     }
 
