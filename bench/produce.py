@@ -2,7 +2,9 @@
 
 Each run simulates the default plant as fast as possible into a fresh topic (one message per machine per instant,
 8/6/4 readings each) and counts until Kafka acknowledged every message; the topic's offsets are then checked
-against what was sent. Other work shares the machine's cores: compare the figures of one run with each other.
+against what was sent. Other work (the broker itself, and whatever else runs) shares the machine's cores: compare
+the figures of one run with each other. Readings per CPU-second of the producer process (its main thread and
+librdkafka's threads) is the figure least moved by that sharing.
 """
 
 from __future__ import annotations
@@ -44,8 +46,10 @@ def one_run(base: Settings, admin: AdminClient, plant: Plant, readings: int, arc
         update={"state_dir": state, "kafka": base.kafka.model_copy(update={"readings_topic": topic})}
     )
     try:
+        cpu = time.process_time()
         result = run_simulation(settings, plant, NO_FAULTS, seed=1, start_ms=START_MS, count=readings, rate=0,
                                 archive=archive)  # fmt: skip
+        cpu = time.process_time() - cpu
         in_topic = topic_messages(settings, topic)
         if not result.delivered or in_topic != result.messages:
             raise SystemExit(f"lost messages: sent {result.messages}, {in_topic} in the topic")
@@ -53,7 +57,8 @@ def one_run(base: Settings, admin: AdminClient, plant: Plant, readings: int, arc
         per_s = result.readings / result.seconds, result.messages / result.seconds
         print(
             f"archive {'on ' if archive else 'off'} -> Kafka: {per_s[0]:>10,.0f} readings/s {per_s[1]:>8,.0f} msg/s"
-            f"  ({result.readings:,} readings in {result.seconds:.2f}s, all {in_topic:,} messages in the topic"
+            f"  ({result.readings:,} readings in {result.seconds:.2f}s, all {in_topic:,} messages in the topic, "
+            f"{result.readings / cpu:,.0f} readings per CPU-second of this process"
             + (f", archive {archive_mb:.1f} MiB)" if archive else ")")
         )
         return per_s
