@@ -26,7 +26,8 @@ QUEUE = 500  # librdkafka's queue, kept small so the outage's backlog has to com
 
 
 @pytest.fixture(scope="module")
-def private_kafka(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+def private_kafka(stack: Stack, settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A broker of its own; the shared stack is only asked for first so that the Kafka jars are in its cache."""
     state = tmp_path_factory.mktemp("private-kafka")
     jars = settings.state_dir / "cache" / f"kafka-{settings.kafka.version}"
     if (jars / ".complete").exists():  # reuse the jars already fetched (read only) rather than fetch them again
