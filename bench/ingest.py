@@ -131,6 +131,7 @@ def ingest_processes(settings: Settings, topic: str, n: int) -> list[subprocess.
         "PLANTWATCH_KAFKA__DEAD_LETTER_TOPIC": f"{topic}.dlq",
         "PLANTWATCH_CLICKHOUSE__DATABASE": settings.clickhouse.database,
         "PLANTWATCH_INGEST__CONSUMER_GROUP": f"bench-{uuid.uuid4().hex[:8]}",
+        "PLANTWATCH_CLICKHOUSE__ROLES": "false",  # the ingest user's grants cover the configured database only
     }
     return [
         subprocess.Popen(

@@ -1,6 +1,6 @@
 """A Quix Streams sink that lands readings in the ClickHouse raw table, in columnar inserts.
 
-Each message's rows (``plantwatch.reading.Row`` tuples) are appended to its partition's open batch, as columns.
+Each message's readings (``plantwatch.reading.MessageReadings``) are appended to its partition's open batch, as columns.
 Once a batch holds ``insert_rows`` rows it is handed to a background thread that inserts it (columnar, through
 clickhouse-connect) while consumption goes on; at each Quix Streams checkpoint ``flush()`` inserts what is left and
 waits for every insert to be acknowledged, and only then are the offsets committed (at-least-once). The overlap
@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import repeat
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -28,7 +29,7 @@ from quixstreams.sinks import BatchingSink, SinkBackpressureError
 from quixstreams.sinks.base import SinkBatch
 
 from plantwatch import warehouse
-from plantwatch.reading import COLUMN_NAMES, COLUMNS, Row
+from plantwatch.reading import COLUMN_NAMES, COLUMNS, MessageReadings
 from plantwatch.settings import Settings
 from streams.metrics import BATCH_INSERT_SECONDS, MESSAGES_CONSUMED, READINGS_LANDED
 
@@ -61,10 +62,18 @@ class ColumnBatch(SinkBatch):
     def rows(self) -> int:
         return len(self.columns[0])
 
-    def extend(self, rows: list[Row]) -> None:
-        """Append one message's rows: transposed while they are hot in the cache, cheaper than one big zip later."""
-        for column, values in zip(self.columns, zip(*rows, strict=True), strict=False):
-            column.extend(values)
+    def extend(self, readings: MessageReadings) -> None:
+        """Append one message's readings, column by column."""
+        machine_ids, sensor_ids, kinds, values, units, times, seqs, versions = self.columns
+        n = len(readings.values)
+        machine_ids.extend(repeat(readings.machine_id, n))
+        sensor_ids.extend(readings.sensor_ids)
+        kinds.extend(readings.kinds)
+        values.extend(readings.values)
+        units.extend(readings.units)
+        times.extend(repeat(readings.ts_ms, n))
+        seqs.extend(readings.seqs)
+        versions.extend(repeat(readings.schema_version, n))
 
     @property
     def deduplication_token(self) -> str:
@@ -87,12 +96,12 @@ class ClickHouseSink(BatchingSink):
         self._inserts: list[Future[None]] = []
 
     def setup(self) -> None:
-        self._client = warehouse.client(self._settings, compress=False)
-        self._client.command(f"EXISTS TABLE {self._table}")
+        """Connect (failing fast when ClickHouse is unreachable) as the ingest user: INSERT on the raw table only."""
+        self._client = warehouse.client(self._settings, role="ingest", compress=False)
 
     def add(
         self,
-        value: list[Row],
+        value: MessageReadings | None,
         key: Any,
         timestamp: int,
         headers: HeadersTuples,
@@ -100,11 +109,12 @@ class ClickHouseSink(BatchingSink):
         partition: int,
         offset: int,
     ) -> None:
-        """Called once per message with its rows: kept as they are, no per-row object (the hot path)."""
+        """Called once per message (None: it was dead-lettered), the hot path."""
         batch = self._batches.get((topic, partition))
         if batch is None:
             batch = self._batches[(topic, partition)] = ColumnBatch(topic, partition, offset)
-        batch.extend(value)
+        if value is not None:
+            batch.extend(value)
         batch.last_offset = offset
         batch.messages += 1
         if batch.rows >= self._insert_rows:

@@ -24,7 +24,7 @@ from quixstreams import message_context
 from quixstreams.kafka import Producer
 from quixstreams.models import HeadersTuples
 
-from plantwatch.reading import InvalidMessage, Row, decode_rows
+from plantwatch.reading import InvalidMessage, MessageReadings, decode_columns
 from streams.metrics import DEAD_LETTERED
 
 REASON, DETAIL = "plantwatch.reason", "plantwatch.detail"
@@ -33,7 +33,6 @@ SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET = (
     "plantwatch.source.partition",
     "plantwatch.source.offset",
 )
-NO_ROWS: list[Row] = []
 
 
 class DeadLetterQueue:
@@ -42,13 +41,15 @@ class DeadLetterQueue:
         self._topic = topic
         self._pending: Counter[str] = Counter()
 
-    def rows_or_dead_letter(self, value: bytes | None, key: bytes | None, timestamp: int, headers: object) -> list[Row]:
-        """The message's readings as rows; an invalid message is dead-lettered and yields none."""
+    def readings_or_dead_letter(
+        self, value: bytes | None, key: bytes | None, timestamp: int, headers: object
+    ) -> MessageReadings | None:
+        """The message's readings; an invalid message is dead-lettered and yields None."""
         try:
-            return decode_rows(b"" if value is None else value)
+            return decode_columns(b"" if value is None else value)
         except InvalidMessage as exc:
             self.send(value, key, exc)
-            return NO_ROWS
+            return None
 
     def send(self, value: bytes | None, key: bytes | None, exc: InvalidMessage) -> None:
         source = message_context()

@@ -1,6 +1,6 @@
 """`plantwatch ingest`: readings from Kafka, validated, into ClickHouse; anything invalid to the dead-letter topic.
 
-    readings topic ──► rows_or_dead_letter ──► [enrich] ──► ClickHouseSink (columnar batch per partition)
+    readings topic ──► readings_or_dead_letter ──► [enrich] ──► ClickHouseSink (columnar batch per partition)
                               └──► dead-letter topic (original bytes + reason + source offset)
 
 Quix Streams checkpoints every ``ingest.batch_messages`` messages or ``ingest.flush_interval_seconds``: the sink
@@ -13,18 +13,24 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
+from collections.abc import Callable
 
+from confluent_kafka import KafkaError
 from quixstreams import Application
+from quixstreams.checkpointing.exceptions import CheckpointConsumerCommitError
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.kafka.configuration import ConnectionConfig
 
 from plantwatch.metrics import serve_metrics
+from plantwatch.reading import MessageReadings
 from plantwatch.settings import Settings, get_settings
 from streams.clickhouse_sink import ClickHouseSink
 from streams.dead_letter import DeadLetterQueue
 from streams.metrics import record_lag
 
 logger = logging.getLogger(__name__)
+Enrich = Callable[[MessageReadings], MessageReadings | None]
 
 
 def make_app(settings: Settings) -> Application:
@@ -46,12 +52,21 @@ def make_app(settings: Settings) -> Application:
     )
 
 
+def enrich_valid(enrich: Enrich) -> Callable[[MessageReadings | None], MessageReadings | None]:
+    """The user's enrich hook, applied to valid messages (dead letters pass by as None)."""
+
+    def enrich_readings(readings: MessageReadings | None) -> MessageReadings | None:
+        return None if readings is None else enrich(readings)
+
+    return enrich_readings
+
+
 def build_pipeline(app: Application, settings: Settings, dead_letters: DeadLetterQueue, sink: ClickHouseSink) -> None:
     readings = app.topic(settings.kafka.readings_topic, value_deserializer="bytes", key_deserializer="bytes")
     sdf: StreamingDataFrame = app.dataframe(readings)
-    sdf = sdf.apply(dead_letters.rows_or_dead_letter, metadata=True)
+    sdf = sdf.apply(dead_letters.readings_or_dead_letter, metadata=True)
     if settings.ingest.enrich is not None:
-        sdf = sdf.apply(settings.ingest.enrich)
+        sdf = sdf.apply(enrich_valid(settings.ingest.enrich))
     sdf.sink(sink)
 
 
@@ -65,16 +80,39 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
+# An offset commit refused while the group coordinator is away, moving or loading (a broker restart) ends
+# Quix Streams' run loop: the app is built again and resumes from the last committed offsets after a pause that
+# doubles up to the maximum (a redelivered batch lands once, see clickhouse_sink). Other errors end the process.
+TRANSIENT_COMMIT_ERRORS = frozenset({
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
+    KafkaError.REQUEST_TIMED_OUT, KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._WAIT_COORD,
+})  # fmt: skip
+RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 1.0, 30.0
+
+
 def run(settings: Settings) -> None:
     """Serve /metrics and consume until SIGTERM or SIGINT."""
     port = serve_metrics(settings, "ingest", settings.ingest.metrics_port or None, settings.ingest.metrics_host)
-    app = make_app(settings)
-    dead_letters = DeadLetterQueue(app.get_producer(), settings.kafka.dead_letter_topic)
-    sink = ClickHouseSink(settings, settings.ingest.insert_rows, flush_first=dead_letters.flush)
-    build_pipeline(app, settings, dead_letters, sink)
-    tune_gc()
     logger.info("ingest %s -> %s, metrics on :%d", settings.kafka.readings_topic, settings.clickhouse.database, port)
-    app.run()
+    pause = RETRY_FIRST_SECONDS
+    while True:
+        app = make_app(settings)
+        dead_letters = DeadLetterQueue(app.get_producer(), settings.kafka.dead_letter_topic)
+        sink = ClickHouseSink(settings, settings.ingest.insert_rows, flush_first=dead_letters.flush)
+        build_pipeline(app, settings, dead_letters, sink)
+        tune_gc()
+        began = time.monotonic()
+        try:
+            app.run()
+            return
+        except CheckpointConsumerCommitError as exc:
+            if exc.code not in TRANSIENT_COMMIT_ERRORS:
+                raise
+            pause = RETRY_FIRST_SECONDS if time.monotonic() - began > RETRY_MAX_SECONDS else pause
+            logger.warning("offset commit failed (%s); starting again from the last commit in %.0f s", exc, pause)
+            time.sleep(pause)
+            pause = min(2 * pause, RETRY_MAX_SECONDS)
 
 
 if __name__ == "__main__":

@@ -22,9 +22,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from plantwatch import warehouse
 from plantwatch.metrics import free_port
-from plantwatch.reading import encode
+from plantwatch.reading import MessageReadings, encode
 from plantwatch.settings import PROJECT_ROOT, Settings
 from streams import dead_letter
+from streams.clickhouse_sink import ClickHouseSink
 
 SENSORS = [("temp", "temperature", "C"), ("vib", "vibration", "mm/s"), ("amps", "current", "A")] + [
     (f"t{i}", "temperature", "C") for i in range(5)
@@ -72,6 +73,8 @@ class Ingest:
             "PLANTWATCH_KAFKA__DEAD_LETTER_TOPIC": settings.kafka.dead_letter_topic,
             "PLANTWATCH_CLICKHOUSE__DATABASE": settings.clickhouse.database,
             "PLANTWATCH_INGEST__CONSUMER_GROUP": group,
+            # The local stack grants the ingest user its rights on the configured database only, not on a test's.
+            "PLANTWATCH_CLICKHOUSE__ROLES": "false",
             "PLANTWATCH_INGEST__METRICS_PORT": str(self.metrics_port),
             "PLANTWATCH_INGEST__LAG_REPORT_MS": "500",
             "PLANTWATCH_INGEST__FLUSH_INTERVAL_SECONDS": "0.5",
@@ -333,3 +336,35 @@ def test_sigterm_flushes_the_open_batch_and_commits(isolated: Settings, ingests:
     assert ingest.stop(signal.SIGTERM) == 0
     assert count(isolated, view) == 15 * PER_MESSAGE
     assert committed(isolated, group) == end_offsets(isolated)
+
+
+def calibrate_temperatures(readings: MessageReadings) -> MessageReadings | None:
+    """An enrich hook as a user would write one: drop machine M9, add 100 to every temperature."""
+    if readings.machine_id == "M9":
+        return None
+    values = [v + 100 if k == "temperature" else v for v, k in zip(readings.values, readings.kinds, strict=True)]
+    return readings._replace(values=values)
+
+
+def test_enrich_hook_from_settings(isolated: Settings, ingests: Callable[..., Ingest]) -> None:
+    messages = good_messages(100)
+    produce(isolated, messages)
+    ingest = ingests(enrich=f"{__name__}.calibrate_temperatures")
+    view = isolated.clickhouse.readings_view
+    wait_for("the enriched readings", lambda: count(isolated, view) == 90 * PER_MESSAGE)
+    assert ingest.stop() == 0
+    assert count(isolated, view) == 90 * PER_MESSAGE  # M9's ten messages dropped by the hook
+    sent = {
+        (m["machine_id"], r["sensor_id"], r["seq"]): (r["kind"], r["value"])
+        for m in map(orjson.loads, (v for _, v in messages))
+        for r in m["readings"]
+    }
+    for machine_id, sensor_id, seq, value in query(isolated, f"SELECT machine_id, sensor_id, seq, value FROM {view}"):
+        kind, original = sent[(machine_id, sensor_id, seq)]
+        assert value == (original + 100 if kind == "temperature" else original)
+
+
+def test_sink_connects_as_the_ingest_user(settings: Settings, stack: object) -> None:
+    sink = ClickHouseSink(settings)
+    sink.setup()
+    assert sink._client.command("SELECT currentUser()") == settings.clickhouse.ingest_user
