@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL
 from expectations import GROUPS
 from expectations.suites import Suite, suites
 from plantwatch import warehouse
+from plantwatch.access import Role, credentials
 from plantwatch.settings import Settings
 
 MAX_DETAIL_CHARS = 2000
@@ -54,12 +55,17 @@ class CheckRun:
         return [o for o in self.outcomes if not o.success]
 
 
+QUALITY_ROLE: Role = "quality"  # reads everything, writes only dq_results (plantwatch/sql/access.yaml)
+
+
 def connection_url(settings: Settings) -> str:
+    """The SQLAlchemy URL of the quality role's user on the plantwatch database."""
     ch = settings.clickhouse
+    user, password = credentials(settings, QUALITY_ROLE)
     url = URL.create(
         "clickhousedb",
-        username=ch.user,
-        password=ch.password or None,
+        username=user,
+        password=password or None,
         host=ch.host,
         port=ch.http_port,
         database=ch.database,
@@ -119,7 +125,7 @@ def run_checkpoint(settings: Settings, groups: tuple[str, ...] = GROUPS) -> Chec
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     datasource = context.data_sources.add_sql(name="clickhouse", connection_string=connection_url(settings))
-    client = warehouse.client(settings)
+    client = warehouse.client(settings, role=QUALITY_ROLE)
     definitions = []
     for suite in suites(settings, groups):
         if not client.command(f"EXISTS TABLE {suite.table}"):

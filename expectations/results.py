@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
-from expectations.checkpoint import CheckRun
+from expectations.checkpoint import QUALITY_ROLE, CheckRun
 from plantwatch import warehouse
 from plantwatch.settings import Settings
 
@@ -41,7 +41,7 @@ def store(settings: Settings, run: CheckRun) -> int:
         for o in run.outcomes
     ]
     if rows:
-        client = warehouse.client(settings)
+        client = warehouse.client(settings, role=QUALITY_ROLE)
         client.insert(settings.clickhouse.dq_results_table, rows, column_names=list(RESULT_COLUMNS))
     return len(rows)
 

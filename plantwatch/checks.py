@@ -30,10 +30,12 @@ METRICS_JOB = "plantwatch-check"
 def check_once(settings: Settings, groups: tuple[str, ...] = GROUPS) -> CheckRun:
     """Validate, store the results in ClickHouse and update the gauges; returns the run."""
     # Imported here: Great Expectations takes seconds to import, which every other command would pay.
-    from expectations.checkpoint import run_checkpoint
+    from expectations.checkpoint import QUALITY_ROLE, run_checkpoint
     from expectations.results import publish, store
 
-    warehouse.migrate(settings)  # idempotent: makes sure dq_results exists
+    results_table = settings.clickhouse.dq_results_table
+    if not warehouse.client(settings, role=QUALITY_ROLE).command(f"EXISTS TABLE {results_table}"):
+        warehouse.migrate(settings)  # a fresh database: the admin creates the tables, dq_results among them
     run = run_checkpoint(settings, groups)
     store(settings, run)
     publish(run)

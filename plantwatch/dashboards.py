@@ -258,22 +258,25 @@ GROUP BY time, flag_kind ORDER BY time""",
 
 
 def sensor_band_sql() -> str:
-    """The sensor's readings with a rolling band: the mean of the previous 30 intervals plus/minus 3 sigma."""
+    """A sensor's 1-minute means (the rolling_aggregates mart) inside a band from the 5-minute window before:
+    its mean plus/minus 3 sigma. Minutes without a preceding window have no band (NULL, not 0)."""
     return """
-SELECT time, value, band_mean - 3 * band_sd AS band_low, band_mean + 3 * band_sd AS band_high
+SELECT m.window_start AS time, m.mean AS value, f.mean - 3 * f.stddev AS band_low, f.mean + 3 * f.stddev AS band_high
 FROM
 (
-    SELECT time, value, avg(value) OVER w AS band_mean, stddevPop(value) OVER w AS band_sd
-    FROM
-    (
-        SELECT $__timeInterval(event_time) AS time, avg(value) AS value
-        FROM readings
-        WHERE machine_id = '${machine}' AND sensor_id = '${sensor}' AND $__timeFilter(event_time)
-        GROUP BY time
-    )
-    WINDOW w AS (ORDER BY time ROWS BETWEEN 30 PRECEDING AND 1 PRECEDING)
-)
-ORDER BY time"""
+    SELECT window_start, mean
+    FROM rolling_aggregates FINAL
+    WHERE machine_id = '${machine}' AND sensor_id = '${sensor}' AND window_seconds = 60
+      AND $__timeFilter(window_start)
+) AS m
+LEFT JOIN
+(
+    SELECT toDateTime(window_start + INTERVAL 5 MINUTE, 'UTC') AS follows, mean, stddev
+    FROM rolling_aggregates FINAL
+    WHERE machine_id = '${machine}' AND sensor_id = '${sensor}' AND window_seconds = 300
+) AS f ON f.follows = toDateTime(toStartOfFiveMinutes(m.window_start), 'UTC')
+ORDER BY time
+SETTINGS join_use_nulls = 1"""
 
 
 def flag_annotation(name: str, table: str, kind_column: str, colour: str) -> Json:
@@ -331,13 +334,14 @@ ORDER BY status = 'open' DESC, started_at DESC""")
     sensor = query_variable(
         "sensor",
         "sensors",
-        "SELECT DISTINCT sensor_id FROM readings_raw WHERE machine_id = '${machine}' ORDER BY sensor_id",
+        "SELECT DISTINCT sensor_id FROM rolling_aggregates WHERE machine_id = '${machine}' ORDER BY sensor_id",
         multi=True,
     )
     return dashboard(
         "pw-machine-detail",
         "Machine detail",
-        "Each sensor of one machine with its rolling band (mean of the previous 30 intervals, plus/minus 3 sigma); "
+        "Each sensor of one machine: its 1-minute means in a band from the 5-minute window before (mean plus/minus "
+        "3 sigma, from rolling_aggregates); "
         "anomaly flags and sensor faults as annotations.",
         panels,
         variables=[machine, sensor],

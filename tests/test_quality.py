@@ -53,10 +53,13 @@ def failed(run: CheckRun) -> set[str]:
 
 @pytest.fixture
 def good(isolated: Settings) -> Settings:
+    """Fresh, valid readings of two machines. The test database is not one the quality role is granted on, so the
+    check connects as the admin here (roles off); tests/test_security.py covers what the quality user may do."""
+    mine = isolated.model_copy(update={"clickhouse": isolated.clickhouse.model_copy(update={"roles": False})})
     now = datetime.now(UTC)
     for machine in MACHINES:
-        insert(isolated, good_rows(machine, now))
-    return isolated
+        insert(mine, good_rows(machine, now))
+    return mine
 
 
 def test_good_raw_data_passes_and_is_recorded(good: Settings) -> None:
@@ -110,7 +113,11 @@ def test_bad_raw_data_fails_the_expectations_that_see_it(good: Settings) -> None
 
 def invoke(settings: Settings, *args: str) -> Result:
     """Run the `plantwatch` CLI in-process against the settings' database (as PLANTWATCH_CLICKHOUSE__DATABASE)."""
-    env = {"PLANTWATCH_CLICKHOUSE__DATABASE": settings.clickhouse.database, "COLUMNS": "200"}
+    env = {
+        "PLANTWATCH_CLICKHOUSE__DATABASE": settings.clickhouse.database,
+        "PLANTWATCH_CLICKHOUSE__ROLES": str(settings.clickhouse.roles).lower(),
+        "COLUMNS": "200",
+    }
     get_settings.cache_clear()
     try:
         return CliRunner().invoke(app, list(args), env=env)
@@ -198,6 +205,7 @@ def test_watch_mode_serves_results_that_prometheus_scrapes(good: Settings) -> No
     env = {
         **os.environ,
         "PLANTWATCH_CLICKHOUSE__DATABASE": good.clickhouse.database,
+        "PLANTWATCH_CLICKHOUSE__ROLES": "false",
         "PLANTWATCH_QUALITY__CHECK_INTERVAL_SECONDS": "2",
         "COLUMNS": "200",
     }
