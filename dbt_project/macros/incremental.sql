@@ -39,3 +39,22 @@ from {{ upstream }}
 group by machine_id
 {%- endif %}
 {% endmacro %}
+
+{#-
+  The rows of an incremental model (ReplacingMergeTree on max_ingested_at) that satisfy `condition` in their latest
+  version: what `select * from relation final where condition` returns, without merging the whole table: only the
+  keys with a matching row are looked up. For the marts that keep the few flagged rows of large score tables.
+-#}
+{% macro latest_rows_where(relation, keys, condition) %}
+{%- set key = keys | join(', ') -%}
+select candidates.*
+from (select * from {{ relation }} where {{ condition }}) as candidates
+inner join (
+    select {{ key }}, max(max_ingested_at) as latest_version
+    from {{ relation }}
+    where ({{ key }}) in (select {{ key }} from {{ relation }} where {{ condition }})
+    group by {{ key }}
+) as latest using ({{ key }})
+where candidates.max_ingested_at = latest.latest_version
+limit 1 by {{ key }}
+{% endmacro %}

@@ -10,6 +10,7 @@
 -- 'dropout' (fewer readings than var dropout_fraction of the machine's best-served sensor, once the machine has
 -- reported past the window) or 'stuck' (at least var stuck_min_readings readings, all equal, while most of the
 -- machine's other sensors move); '' when none. Sensor faults go to maintenance, never to machine alerts.
+-- The machine's sensors are those it reported in the var baseline_window_minutes before the recomputed windows.
 with
 
 windows as (
@@ -36,14 +37,17 @@ context as (
     select windows.*, changed.since as since
     from windows
     inner join changed on windows.machine_id = changed.machine_id
-    where windows.window_start >= changed.since - toIntervalMinute({{ var('baseline_window_minutes') }})
-      and windows.window_start
-          >= (select min(since) from changed) - toIntervalMinute({{ var('baseline_window_minutes') }})
+    where windows.window_start >= changed.since
+      and windows.window_start >= (select min(since) from changed)
 ),
 
 machine_sensors as (
-    select machine_id, sensor_id, any(sensor_kind) as sensor_kind
-    from context
+    select windows_seen.machine_id as machine_id, sensor_id, any(sensor_kind) as sensor_kind
+    from {{ ref('int_sensor_windows') }} as windows_seen
+    inner join changed on windows_seen.machine_id = changed.machine_id
+    where windows_seen.window_start >= changed.since - toIntervalMinute({{ var('baseline_window_minutes') }})
+      and windows_seen.window_start
+          >= (select min(since) from changed) - toIntervalMinute({{ var('baseline_window_minutes') }})
     group by machine_id, sensor_id
 ),
 
@@ -51,7 +55,6 @@ machine_windows as (
     select
         machine_id,
         window_start,
-        any(since) as since,
         max(reading_count) as expected_readings,
         countIf(reading_count >= {{ var('stuck_min_readings') }} and max_value = min_value) / count() as flat_fraction,
         max(max_ingested_at) as max_ingested_at
@@ -78,7 +81,6 @@ grid as (
     from machine_windows
     inner join machine_sensors on machine_windows.machine_id = machine_sensors.machine_id
     inner join machine_latest on machine_windows.machine_id = machine_latest.machine_id
-    where machine_windows.window_start >= machine_windows.since
 ),
 
 observed as (

@@ -49,12 +49,20 @@ per_sensor as (
     array join arrayZip(sensor_ids, residuals, noise_mads) as sensor
 ),
 
+scoped_windows as (
+    select machine_id, sensor_id, window_start, residual_peak
+    from windows
+    where machine_id in (select machine_id from changed)
+      and window_start
+          >= (select min(since) from changed) - toIntervalSecond({{ context * var('window_seconds') }})
+),
+
 with_windows as (
     select
         per_sensor.*,
         windows.residual_peak as residual_peak
     from per_sensor
-    inner join windows
+    inner join scoped_windows as windows
         on per_sensor.machine_id = windows.machine_id
         and per_sensor.sensor_id = windows.sensor_id
         and per_sensor.window_start = windows.window_start

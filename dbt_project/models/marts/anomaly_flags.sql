@@ -16,15 +16,21 @@ spec_breaches as (
 ),
 
 sensor_scores as (
-    select * from {{ ref('int_sensor_window_scores') }} final
+    {{ latest_rows_where(
+        ref('int_sensor_window_scores'), ['machine_id', 'sensor_id', 'window_start'],
+        'spike_score >= ' ~ var('spike_threshold') ~ ' or abs(drift_score) >= ' ~ var('drift_threshold')
+    ) }}
 ),
 
 machine_scores as (
-    select * from {{ ref('int_machine_window_scores') }} final
+    {{ latest_rows_where(
+        ref('int_machine_window_scores'), ['machine_id', 'window_start'],
+        "baseline_kind != '' and t_squared / dims >= " ~ var('multivariate_threshold')
+    ) }}
 ),
 
 sensor_faults as (
-    select * from {{ ref('int_sensor_fault_windows') }} final
+    {{ latest_rows_where(ref('int_sensor_fault_windows'), ['machine_id', 'sensor_id', 'window_start'], "fault_kind != ''") }}
 ),
 
 suppressed_sensor_windows as (

@@ -8,26 +8,20 @@
 -- Rolling aggregates per machine and sensor over 1-minute, 5-minute and 1-hour windows (window_seconds 60, 300,
 -- 3600), merged from the per-minute states of int_readings_per_minute: readings, mean, stddev, min, max, and the
 -- rate of change (last minus first reading over the time between them, per second). Incremental: each run
--- recomputes, for every machine with new readings, the windows from its earliest new minute (bounded by
--- var lateness_seconds) on, each window size from the start of the window holding that minute.
+-- recomputes, for every machine with newly ingested readings, the windows from its earliest new reading (bounded
+-- by var lateness_seconds) on, each window size from the start of the window holding it.
 with
 
 per_minute as (
     select * from {{ ref('int_readings_per_minute') }}
 ),
 
-minutes as (
-    select
-        machine_id,
-        sensor_id,
-        minute,
-        maxMerge(max_ingested_at_state) as max_ingested_at
-    from per_minute
-    group by machine_id, sensor_id, minute
+raw_readings as (
+    select * from {{ source('plantwatch', 'readings_raw') }}
 ),
 
 changed as (
-    {{ changed_since('minutes', 'minute') }}
+    {{ changed_since('raw_readings', 'event_time', watermark='ingested_at') }}
 ),
 
 in_scope as (

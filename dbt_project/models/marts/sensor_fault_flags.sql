@@ -4,7 +4,7 @@
 with
 
 sensor_faults as (
-    select * from {{ ref('int_sensor_fault_windows') }} final
+    {{ latest_rows_where(ref('int_sensor_fault_windows'), ['machine_id', 'sensor_id', 'window_start'], "fault_kind != ''") }}
 ),
 
 flags as (
