@@ -125,6 +125,11 @@ class Transformer:
         """`dbt run --selector refresh`: only the models that hold state (a periodic pass once built)."""
         return self._invoke(["run", "--selector", "refresh"])
 
+    def docs(self) -> Path:
+        """`dbt docs generate`: the project's documentation site (index.html, catalog.json); returns its folder."""
+        self._invoke(["docs", "generate"])
+        return target_dir(self.settings) / "target"
+
     def operation(self, macro: str, args: dict[str, str]) -> RunSummary:
         return self._invoke(["run-operation", macro, "--args", json.dumps(args)])
 
@@ -187,6 +192,7 @@ def transform_command(
     ] = None,
     full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild incremental models.")] = False,
     no_test: Annotated[bool, typer.Option("--no-test", help="dbt seed + run, without the dbt tests.")] = False,
+    docs: Annotated[bool, typer.Option("--docs", help="Then `dbt docs generate` (prints where the site is).")] = False,
 ) -> None:
     """Run the dbt project (`dbt build`) once, or keep it fresh with --every (a build, then every interval the
     models that hold state: `dbt run --selector refresh`)."""
@@ -194,6 +200,8 @@ def transform_command(
     try:
         if every is None:
             _report(transform(settings, full_refresh=full_refresh, test=not no_test))
+            if docs:
+                console.print(f"docs: {Transformer(settings).docs() / 'index.html'}")
             return
         if full_refresh:
             _report(transform(settings, full_refresh=True, test=not no_test))
