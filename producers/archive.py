@@ -74,7 +74,7 @@ def segments(root: Path, machine_id: str) -> list[Path]:
 
 def read_frames(path: Path, offset: int = 0) -> Iterator[tuple[int, int, list[bytes]]]:
     """(offset, length, lines) of each complete frame of a segment from offset on; stops at a cut-off frame."""
-    data = path.read_bytes()
+    data = memoryview(path.read_bytes())  # slices of a view do not copy
     while offset < len(data):
         try:
             length = zstd.get_frame_size(data[offset:])
