@@ -75,6 +75,8 @@ class Ingest:
             "PLANTWATCH_KAFKA__READINGS_TOPIC": settings.kafka.readings_topic,
             "PLANTWATCH_KAFKA__DEAD_LETTER_TOPIC": settings.kafka.dead_letter_topic,
             "PLANTWATCH_INGEST__CONSUMER_GROUP": settings.ingest.consumer_group,
+            # The component users are granted on the configured databases only, not on this throwaway one.
+            "PLANTWATCH_CLICKHOUSE__ROLES": "false",
         }
         plantwatch = Path(sys.executable).parent / "plantwatch"
         self.process = subprocess.Popen([str(plantwatch), "ingest"], env=env, cwd=PROJECT_ROOT)
