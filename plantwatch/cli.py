@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from plantwatch import access, warehouse
 from plantwatch.alerting import alerts
 from plantwatch.baseline import baseline_app
 from plantwatch.checks import check
@@ -96,6 +97,27 @@ def stack_logs(service: str, lines: Annotated[int, typer.Option("-n")] = 50) -> 
     log = stack.service(service)
     console.print(f"[dim]{log.log_file}[/]")
     print(log.log_tail(lines))
+
+
+db_app = typer.Typer(help="ClickHouse: the raw tables and the component users.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create the database and the raw tables if missing (idempotent)."""
+    for name in warehouse.migrate(get_settings()):
+        console.print(f"applied {name}")
+
+
+@db_app.command("users")
+def db_users() -> None:
+    """Print CREATE USER / GRANT statements for a real clickhouse-server (the local stack loads them itself).
+
+    Passwords are taken from PLANTWATCH_CLICKHOUSE__<ROLE>_PASSWORD and appear only as SHA-256 hashes.
+    """
+    for statement in access.sql_statements(get_settings()):
+        print(f"{statement};")
 
 
 @app.command("config")
