@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
 from plantwatch import warehouse
 from plantwatch.settings import Settings
 
@@ -21,6 +19,8 @@ def _query(settings: Settings, name: str, machine: str) -> list[tuple]:
 def plot_machine(settings: Settings, machine: str, out: Path) -> Path:
     """One panel per sensor: the readings, machine-anomaly flags (red) and sensor-fault flags (orange) as bands,
     and the injected faults (ground truth) as a grey band."""
+    from matplotlib.figure import Figure  # heavy: imported only when a report is drawn
+
     readings = _query(settings, "machine_readings.sql", machine)
     flags = _query(settings, "machine_flags.sql", machine)
     labels = _query(settings, "machine_labels.sql", machine)
