@@ -94,6 +94,8 @@ _KNOWN_IDENTIFIERS: set[str] = set()
 _KNOWN_UNITS: set[str] = set()
 _KNOWN_LIMIT = 65_536
 _READING_FIELDS = itemgetter("sensor_id", "kind", "value", "unit", "seq")
+_DICT, _FLOAT, _INT, _NUMBER = frozenset({dict}), frozenset({float}), frozenset({int}), frozenset({float, int})
+_new_tuple = tuple.__new__
 
 # A decoded reading as a tuple in COLUMNS order (and Reading's field order).
 Row = tuple[str, str, str, float, str, int, int, int]
@@ -167,7 +169,7 @@ def decode_columns(raw: bytes) -> MessageReadings:
     if type(items) is not list or not 0 < len(items) <= MAX_READINGS_PER_MESSAGE:
         raise InvalidMessage("wrong_type", "readings must be a non-empty list")
     columns = _cleared_columns(items) or _checked_columns(items)
-    return MessageReadings(machine_id, ts, version, *columns)
+    return _new_tuple(MessageReadings, (machine_id, ts, version, *columns))  # MessageReadings(...) minus ~1 µs
 
 
 def _cleared_columns(items: list) -> tuple[Sequence, ...] | None:
@@ -176,18 +178,18 @@ def _cleared_columns(items: list) -> tuple[Sequence, ...] | None:
     Clears only what _checked_columns accepts: every reading an object with the five fields, values float (or int),
     finite, seqs non-negative ints, identifiers and units among those already matched against their patterns.
     """
-    if set(map(type, items)) != {dict}:
+    if set(map(type, items)) != _DICT:
         return None
     try:
         sensor_ids, kinds, values, units, seqs = zip(*map(_READING_FIELDS, items), strict=True)
     except KeyError:
         return None
     value_types = set(map(type, values))
-    if value_types != {float}:
-        if not value_types <= {float, int}:
+    if value_types != _FLOAT:
+        if not value_types <= _NUMBER:
             return None
         values = tuple(map(float, values))
-    if not all(map(isfinite, values)) or set(map(type, seqs)) != {int} or min(seqs) < 0:
+    if not all(map(isfinite, values)) or set(map(type, seqs)) != _INT or min(seqs) < 0:
         return None
     try:
         known = _KNOWN_IDENTIFIERS.issuperset(sensor_ids) and _KNOWN_IDENTIFIERS.issuperset(kinds)
