@@ -5,8 +5,11 @@ each, made with plantwatch.reading.encode) into its own freshly migrated ClickHo
 group. Other work on the machine moves the absolute figures, so compare the ratios printed in the same run.
 
 Sustained readings/s is measured from the first row visible in the raw table to the last (process start-up and the
-group join are left out). Latency: produce at a steady 10k readings/s with event time = produce time, and read
-``ingested_at - event_time`` from the raw table (``ingested_at`` is set by ClickHouse at insert).
+group join are left out); readings per CPU-second divides by the consumer's CPU time over the same window (every
+thread of the process), which moves less than readings/s when other work shares the cores.
+
+Latency: produce at a steady 10k readings/s with event time = produce time, and read ``ingested_at - event_time``
+from the raw table (``ingested_at`` is set by ClickHouse at insert).
 
     .venv/bin/python bench/ingest.py [--readings 2000000]
 """
@@ -22,6 +25,7 @@ import uuid
 from dataclasses import dataclass
 
 import orjson
+import psutil
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -91,10 +95,16 @@ class Result:
     name: str
     readings: int
     seconds: float
+    cpu_seconds: float  # of the consumer process(es), all threads, over the same window
 
     @property
     def rate(self) -> float:
         return self.readings / self.seconds
+
+    @property
+    def per_cpu_second(self) -> float:
+        """Less sensitive to what else runs on the machine than readings/s."""
+        return self.readings / self.cpu_seconds
 
 
 def database_settings(settings: Settings, name: str) -> Settings:
@@ -104,22 +114,24 @@ def database_settings(settings: Settings, name: str) -> Settings:
     return mine
 
 
-def watch(settings: Settings, name: str, expected: int, timeout: float) -> Result:
+def cpu_seconds(processes: list[subprocess.Popen]) -> float:
+    return sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in processes)
+
+
+def watch(settings: Settings, name: str, expected: int, timeout: float, processes: list[subprocess.Popen]) -> Result:
     """Poll the raw table until it holds `expected` rows; rate from the first rows seen to the last."""
     client = warehouse.client(settings)
     table = settings.clickhouse.raw_readings_table
-    first: tuple[float, int] | None = None
+    first: tuple[float, int, float] | None = None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         count = client.command(f"SELECT count() FROM {table}")
         now = time.monotonic()
         if count and first is None:
-            first = (now, count)
+            first = (now, count, cpu_seconds(processes))
         if count >= expected:
-            assert first is not None
-            if now - first[0] < 1e-3:  # everything landed between two polls
-                return Result(name, count, 0.25)
-            return Result(name, count - first[1], now - first[0])
+            assert first is not None and now > first[0]
+            return Result(name, count - first[1], now - first[0], cpu_seconds(processes) - first[2])
         time.sleep(0.1)
     raise TimeoutError(f"{name}: {count} of {expected} rows after {timeout}s")
 
@@ -156,7 +168,9 @@ def run_ingest(settings: Settings, topic: str, expected: int, processes: int) ->
     mine = database_settings(settings, f"bench_ingest{processes}_{uuid.uuid4().hex[:6]}")
     procs = ingest_processes(mine, topic, processes)
     try:
-        return watch(mine, f"plantwatch ingest, {processes} process{'es' if processes > 1 else ''}", expected, 600)
+        return watch(
+            mine, f"plantwatch ingest, {processes} process{'es' if processes > 1 else ''}", expected, 600, procs
+        )
     finally:
         stop(procs)
         drop(mine)
@@ -202,13 +216,13 @@ def run_peer(settings: Settings, topic: str, expected: int, batch_rows: int = 50
             if len(values) >= batch_rows:
                 landed += insert_and_commit(client, mine, c, columns)
                 if started is None:
-                    started, first_landed = time.monotonic(), landed
+                    started, first_landed, first_cpu = time.monotonic(), landed, time.process_time()
         if values and landed + len(values) >= expected:
             landed += insert_and_commit(client, mine, c, columns)
-    took = time.monotonic() - started
+    took, cpu = time.monotonic() - started, time.process_time() - first_cpu
     c.close()
     drop(mine)
-    return Result("peer: confluent-kafka + orjson + 50k columnar inserts", landed - first_landed, took)
+    return Result("peer: confluent-kafka + orjson + 50k columnar inserts", landed - first_landed, took, cpu)
 
 
 def insert_and_commit(client: Client, settings: Settings, c: Consumer, columns: list[list]) -> int:
@@ -235,12 +249,13 @@ def run_naive(settings: Settings, topic: str, messages: int) -> Result:
     mine = database_settings(settings, f"bench_naive_{uuid.uuid4().hex[:6]}")
     client = warehouse.client(mine)
     c = consumer(mine, topic)
-    landed, seen, started = 0, 0, None
+    landed, seen, started, first_cpu = 0, 0, None, 0.0
     while seen < messages:
         msg = c.poll(1.0)
         if msg is None or msg.error():
             continue
-        started = started or time.monotonic()
+        if started is None:
+            started, first_cpu = time.monotonic(), time.process_time()
         m = orjson.loads(msg.value())
         rows = [
             [m["machine_id"], r["sensor_id"], r["kind"], r["value"], r["unit"], m["ts"], r["seq"], m["v"]]
@@ -250,10 +265,10 @@ def run_naive(settings: Settings, topic: str, messages: int) -> Result:
         c.commit(msg, asynchronous=False)
         landed += len(rows)
         seen += 1
-    took = time.monotonic() - started
+    took, cpu = time.monotonic() - started, time.process_time() - first_cpu
     c.close()
     drop(mine)
-    return Result(f"naive: one insert per message ({messages} messages)", landed, took)
+    return Result(f"naive: one insert per message ({messages} messages)", landed, took, cpu)
 
 
 def latency(settings: Settings, admin: AdminClient, readings_per_second: int, seconds: float) -> tuple[float, float]:
@@ -264,7 +279,7 @@ def latency(settings: Settings, admin: AdminClient, readings_per_second: int, se
         time.sleep(5)  # join the group before the clock starts
         messages = int(readings_per_second / len(SENSORS) * seconds)
         produce(mine, topic, messages, per_second=readings_per_second / len(SENSORS))
-        watch(mine, "latency", messages * len(SENSORS), 60)
+        watch(mine, "latency", messages * len(SENSORS), 60, procs)
         p50, p99 = (
             warehouse.client(mine)
             .query(
@@ -321,12 +336,16 @@ def main() -> None:
         admin.delete_topics([topic, f"{topic}.dlq"])
     one, peer, two, naive = results
     print()
-    print(f"{'contender':60} {'readings/s':>12}")
+    print(f"{'contender':60} {'readings/s':>12} {'readings/CPU-s':>15}")
     for r in results:
-        print(f"{r.name:60} {r.rate:>12,.0f}")
-    print(f"ratio vs peer (1 process / peer): {one.rate / peer.rate:.2f}")
+        print(f"{r.name:60} {r.rate:>12,.0f} {r.per_cpu_second:>15,.0f}")
+    print(
+        f"ratio vs peer (1 process / peer): {one.rate / peer.rate:.2f} (per CPU-second: "
+        f"{one.per_cpu_second / peer.per_cpu_second:.2f})"
+    )
     print(f"ratio 2 processes / peer: {two.rate / peer.rate:.2f}")
     print(f"ratio vs naive (1 process / naive): {one.rate / naive.rate:,.0f}x")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     p50, p99 = latency(settings, admin, 10_000, args.latency_seconds)
     print(f"latency produce -> row in raw table at 10k readings/s: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
 
