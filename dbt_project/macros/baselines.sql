@@ -12,6 +12,7 @@ select
     machine_id,
     window_start,
     arraySort(groupArray(sensor_id)) as sensor_ids,
+    arraySort((x, s) -> s, groupArray(sensor_kind), groupArray(sensor_id)) as sensor_kinds,
     arraySort((x, s) -> s, groupArray(mean), groupArray(sensor_id)) as means,
     arraySort((x, s) -> s, groupArray(residual_mad), groupArray(sensor_id)) as noise_mads,
     max(max_ingested_at) as max_ingested_at

@@ -9,7 +9,10 @@
 -- baseline (its commissioning baseline if it has one, the trailing baseline of the block otherwise), Hotelling's
 -- T-squared of that vector under the baseline's correlation, and each sensor's residual given all the others
 -- (in baseline standard deviations: how far the sensor is from what its machine's other sensors say it should be).
--- baseline_kind is '' (and the scores 0) while a machine has no usable baseline.
+-- baseline_kind is '' (and the scores 0) while a machine has no usable baseline. A sensor's standard deviation
+-- counts as at least var min_std_fraction_of_spec of its spec band: a sensor that hardly moved in the reference
+-- period (a slow temperature in a calm hour) cannot raise alerts over changes too small to matter.
+{%- set spec_dict = ref('spec_limits_dict').schema ~ '.' ~ ref('spec_limits_dict').identifier %}
 with
 
 windows as (
@@ -22,6 +25,10 @@ trailing_baselines as (
 
 commissioning_baselines as (
     select * from {{ ref('int_commissioning_baselines') }}
+),
+
+machines as (
+    select * from {{ ref('machines') }}
 ),
 
 changed as (
@@ -45,6 +52,13 @@ with_baseline as (
         vectors.machine_id as machine_id,
         vectors.window_start as window_start,
         vectors.sensor_ids as sensor_ids,
+        arrayMap(
+            kind -> {{ var('min_std_fraction_of_spec') }} * (
+                dictGetOrDefault('{{ spec_dict }}', 'upper', tuple(machines.model, kind), 0.)
+                - dictGetOrDefault('{{ spec_dict }}', 'lower', tuple(machines.model, kind), 0.)
+            ),
+            vectors.sensor_kinds
+        ) as std_floors,
         vectors.means as window_means,
         vectors.max_ingested_at as max_ingested_at,
         multiIf(
@@ -77,6 +91,7 @@ with_baseline as (
             arrayMap(i -> arrayMap(j -> toFloat64(i = j), arrayEnumerate(vectors.means)), arrayEnumerate(vectors.means))
         ) as inverse
     from vectors
+    left join machines on vectors.machine_id = machines.machine_id
     left join commissioning_baselines on vectors.machine_id = commissioning_baselines.machine_id
     left join trailing_baselines
         on vectors.machine_id = trailing_baselines.machine_id
@@ -87,7 +102,9 @@ with_baseline as (
 standardised as (
     select
         *,
-        arrayMap((x, m, s) -> if(baseline_kind = '', 0., (x - m) / s), window_means, means, stds) as z,
+        arrayMap(
+            (x, m, s, f) -> if(baseline_kind = '', 0., (x - m) / greatest(s, f)), window_means, means, stds, std_floors
+        ) as z,
         {{ mat_vec('inverse', 'z') }} as u
     from with_baseline
 ),
