@@ -7,7 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from plantwatch.settings import Settings, environment
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what each test sets: no PLANTWATCH_* variables from the shell that runs the suite."""
+    for name in [n for n in os.environ if n.startswith("PLANTWATCH_")]:
+        monkeypatch.delenv(name)
 
 
 def test_environment_beats_file_beats_default(tmp_path: Path, monkeypatch) -> None:

@@ -62,9 +62,10 @@ def test_cold_stack_lifecycle(tmp_path: Path) -> None:
         assert warehouse.client(settings).command("SELECT sum(n) FROM kept") == sum(range(1000))
 
         # A service that dies is reported dead, and `up` brings it back.
-        os.kill(stack.service("clickhouse").pid(), signal.SIGKILL)
-        status = {st.name: st.state for st in stack.status()}
-        assert status["clickhouse"] == "dead"
+        killed = psutil.Process(stack.service("clickhouse").pid())
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=10)
+        assert {st.name: st.state for st in stack.status()}["clickhouse"] == "dead"
         assert stack.up() == ["clickhouse"]
         assert {st.name: st.state for st in stack.status()}["clickhouse"] == "running"
     finally:
