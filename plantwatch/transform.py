@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,7 @@ import typer
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 from rich.console import Console
 
+from plantwatch import warehouse
 from plantwatch.settings import Settings, get_settings
 
 console = Console(stderr=True)
@@ -88,6 +90,7 @@ class Transformer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._manifest: object | None = None
+        self._refreshed_up_to: datetime | None = None  # the newest ingest time the last refresh saw
 
     def _invoke(self, args: list[str]) -> RunSummary:
         target = target_dir(self.settings)
@@ -121,9 +124,21 @@ class Transformer:
         self._invoke(["seed"])
         return self._invoke(["run", *(["--full-refresh"] if full_refresh else [])])
 
-    def refresh(self) -> RunSummary:
-        """`dbt run --selector refresh`: only the models that hold state (a periodic pass once built)."""
-        return self._invoke(["run", "--selector", "refresh"])
+    def refresh(self, *, force: bool = False) -> RunSummary:
+        """`dbt run --selector refresh`: only the models that hold state (a periodic pass once built). Skipped
+        (command 'skip', no dbt at all) when nothing was ingested since the last refresh, unless forced: it would
+        change nothing."""
+        ch = self.settings.clickhouse
+        newest = (
+            warehouse.client(self.settings)
+            .query(f"select max(ingested_at) from {ch.database}.{ch.raw_readings_table}")
+            .result_rows[0][0]
+        )
+        if newest == self._refreshed_up_to and not force:
+            return RunSummary(command="skip", seconds=0.0, nodes=0, failures=[], timings={})
+        summary = self._invoke(["run", "--selector", "refresh"])
+        self._refreshed_up_to = newest
+        return summary
 
     def docs(self) -> Path:
         """`dbt docs generate`: the project's documentation site (index.html, catalog.json); returns its folder."""

@@ -21,7 +21,7 @@ from plantwatch import baseline, warehouse
 from plantwatch.reading import COLUMN_NAMES
 from plantwatch.settings import Settings
 from plantwatch.stack import Stack
-from plantwatch.transform import transform
+from plantwatch.transform import Transformer, transform
 
 SECONDS = 2400
 FAULT_AT = 1850
@@ -202,6 +202,11 @@ def snapshot(query: Callable[[str], list[tuple]]) -> dict[str, tuple[list, list]
 def test_rerun_without_new_data_changes_nothing(warehouse_db: Settings, query: Callable[[str], list[tuple]]) -> None:
     before = snapshot(query)
     transform(warehouse_db, test=False)
+    assert snapshot(query) == before
+    # The periodic pass (`transform --every`): the refresh models run, then a pass with nothing new is skipped.
+    transformer = Transformer(warehouse_db)
+    assert transformer.refresh().command == "run"
+    assert transformer.refresh().command == "skip"
     assert snapshot(query) == before
 
 
