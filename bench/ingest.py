@@ -4,9 +4,9 @@ One run, one topic, one machine: every contender reads the same messages (one pe
 each, made with plantwatch.reading.encode) into its own freshly migrated ClickHouse database, with its own consumer
 group. Other work on the machine moves the absolute figures, so compare the ratios printed in the same run.
 
-Sustained readings/s is measured from the first row visible in the raw table to the last (process start-up and the
-group join are left out); readings per CPU-second divides by the consumer's CPU time over the same window (every
-thread of the process), which moves less than readings/s when other work shares the cores.
+Sustained readings/s is measured between 20% and 95% of the rows visible in the raw table (start-up, the group's
+first rebalance and the tail are left out); readings per CPU-second divides by the consumer's CPU time over the
+same window (every thread of the process), which moves less than readings/s when other work shares the cores.
 
 Latency: produce at a steady 10k readings/s with event time = produce time, and read ``ingested_at - event_time``
 from the raw table (``ingested_at`` is set by ClickHouse at insert).
@@ -118,20 +118,30 @@ def cpu_seconds(processes: list[subprocess.Popen]) -> float:
     return sum(sum(psutil.Process(p.pid).cpu_times()[:2]) for p in processes)
 
 
+Sample = tuple[float, int, float]  # (monotonic time, rows landed, CPU seconds)
+STEADY = (0.2, 0.95)  # the share of the rows between which the rate is taken
+
+
+def steady(name: str, samples: list[Sample], expected: int) -> Result:
+    """The rate between the first samples past 20% and past 95% of the rows: start-up, the group's first
+    rebalance (a second process joining) and the tail are left out, the same way for every contender."""
+    low = next(s for s in samples if s[1] >= STEADY[0] * expected)
+    high = next(s for s in samples if s[1] >= STEADY[1] * expected)
+    assert high[0] > low[0], "too few samples: use more readings"
+    return Result(name, high[1] - low[1], high[0] - low[0], high[2] - low[2])
+
+
 def watch(settings: Settings, name: str, expected: int, timeout: float, processes: list[subprocess.Popen]) -> Result:
-    """Poll the raw table until it holds `expected` rows; rate from the first rows seen to the last."""
+    """Poll the raw table until it holds `expected` rows."""
     client = warehouse.client(settings)
     table = settings.clickhouse.raw_readings_table
-    first: tuple[float, int, float] | None = None
+    samples: list[Sample] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         count = client.command(f"SELECT count() FROM {table}")
-        now = time.monotonic()
-        if count and first is None:
-            first = (now, count, cpu_seconds(processes))
+        samples.append((time.monotonic(), count, cpu_seconds(processes)))
         if count >= expected:
-            assert first is not None and now > first[0]
-            return Result(name, count - first[1], now - first[0], cpu_seconds(processes) - first[2])
+            return steady(name, samples, expected)
         time.sleep(0.1)
     raise TimeoutError(f"{name}: {count} of {expected} rows after {timeout}s")
 
@@ -197,7 +207,7 @@ def run_peer(settings: Settings, topic: str, expected: int, batch_rows: int = 50
     c = consumer(mine, topic)
     columns: list[list] = [[] for _ in COLUMN_NAMES]
     machine_ids, sensor_ids, kinds, values, units, times, seqs, versions = columns
-    landed, started, first_landed = 0, None, 0
+    landed, samples = 0, []
     while landed < expected:
         for msg in c.consume(10_000, timeout=0.5):
             if msg.error():
@@ -215,14 +225,13 @@ def run_peer(settings: Settings, topic: str, expected: int, batch_rows: int = 50
                 versions.append(version)
             if len(values) >= batch_rows:
                 landed += insert_and_commit(client, mine, c, columns)
-                if started is None:
-                    started, first_landed, first_cpu = time.monotonic(), landed, time.process_time()
+                samples.append((time.monotonic(), landed, time.process_time()))
         if values and landed + len(values) >= expected:
             landed += insert_and_commit(client, mine, c, columns)
-    took, cpu = time.monotonic() - started, time.process_time() - first_cpu
+            samples.append((time.monotonic(), landed, time.process_time()))
     c.close()
     drop(mine)
-    return Result("peer: confluent-kafka + orjson + 50k columnar inserts", landed - first_landed, took, cpu)
+    return steady("peer: confluent-kafka + orjson + 50k columnar inserts", samples, expected)
 
 
 def insert_and_commit(client: Client, settings: Settings, c: Consumer, columns: list[list]) -> int:
