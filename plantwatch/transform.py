@@ -114,7 +114,10 @@ class Transformer:
 
     def build(self, *, full_refresh: bool = False) -> RunSummary:
         """`dbt build`: seeds, every model (views, dictionaries and materialized views too) and the dbt tests."""
-        return self._invoke(["build", *(["--full-refresh"] if full_refresh else [])])
+        newest = self._newest_ingest()
+        summary = self._invoke(["build", *(["--full-refresh"] if full_refresh else [])])
+        self._refreshed_up_to = newest
+        return summary
 
     def seed(self) -> RunSummary:
         return self._invoke(["seed"])
@@ -128,17 +131,17 @@ class Transformer:
         """`dbt run --selector refresh`: only the models that hold state (a periodic pass once built). Skipped
         (command 'skip', no dbt at all) when nothing was ingested since the last refresh, unless forced: it would
         change nothing."""
-        ch = self.settings.clickhouse
-        newest = (
-            warehouse.client(self.settings)
-            .query(f"select max(ingested_at) from {ch.database}.{ch.raw_readings_table}")
-            .result_rows[0][0]
-        )
+        newest = self._newest_ingest()
         if newest == self._refreshed_up_to and not force:
             return RunSummary(command="skip", seconds=0.0, nodes=0, failures=[], timings={})
         summary = self._invoke(["run", "--selector", "refresh"])
         self._refreshed_up_to = newest
         return summary
+
+    def _newest_ingest(self) -> datetime:
+        ch = self.settings.clickhouse
+        query = f"select max(ingested_at) from {ch.database}.{ch.raw_readings_table}"
+        return warehouse.client(self.settings).query(query).result_rows[0][0]
 
     def docs(self) -> Path:
         """`dbt docs generate`: the project's documentation site (index.html, catalog.json); returns its folder."""
@@ -198,7 +201,10 @@ def transform_every(
 
 
 def _report(summary: RunSummary) -> None:
-    console.print(f"dbt {summary.command}: {summary.nodes} nodes in {summary.seconds:.1f}s")
+    if summary.command == "skip":
+        console.print("nothing ingested since the last pass: skipped")
+    else:
+        console.print(f"dbt {summary.command}: {summary.nodes} nodes in {summary.seconds:.1f}s")
 
 
 def transform_command(
