@@ -116,8 +116,12 @@ fitted as (
         {{ baseline_inverse('correlation') }} as inverse,
         max_ingested_at
     from summed
+),
+
+trailing_baselines as (
+    select
+        machine_id, block_start, block_end, windows, sensor_ids, means, stds, noise_mads, inverse, max_ingested_at
+    from fitted
 )
 
-select
-    machine_id, block_start, block_end, windows, sensor_ids, means, stds, noise_mads, inverse, max_ingested_at
-from fitted
+select * from trailing_baselines

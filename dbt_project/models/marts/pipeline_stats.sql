@@ -30,12 +30,16 @@ per_minute as (
         max(ingested_at) as last_ingested_at
     from in_scope
     group by minute
+),
+
+pipeline_stats as (
+    select
+        minute,
+        toUInt64(readings) as readings,
+        toUInt64(machines) as machines,
+        toFloat64(max_ingest_delay_s) as max_ingest_delay_s,
+        last_ingested_at
+    from per_minute
 )
 
-select
-    minute,
-    toUInt64(readings) as readings,
-    toUInt64(machines) as machines,
-    toFloat64(max_ingest_delay_s) as max_ingest_delay_s,
-    last_ingested_at
-from per_minute
+select * from pipeline_stats
