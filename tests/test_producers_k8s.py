@@ -1,17 +1,21 @@
-"""The simulator's Kubernetes manifests: the ConfigMap carries the shipped plant and scenario, and the Deployment's
-command line runs (here against the local stack, for a few simulated minutes)."""
+"""The simulator's Kubernetes manifests: the ConfigMap carries the shipped plant and scenario, the Deployment's
+command line runs (here against the local stack, for a few simulated minutes), and a SIGTERM ends it cleanly."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import orjson
 import yaml
 
 from plantwatch import warehouse
 from plantwatch.settings import PROJECT_ROOT, Settings
+from producers.archive import iter_range
 from tests.fixtures.kafka_topic import read_topic
 
 K8S = PROJECT_ROOT / "k8s"
@@ -61,3 +65,35 @@ def test_deployment_runs_its_command_line(isolated: Settings, tmp_path: Path) ->
     )
     assert count == 7
     assert list((tmp_path / "state" / "archive").glob("date=*/machine=*/part-*.jsonl.zst"))
+
+
+def test_sigterm_writes_the_last_block_and_the_cursor(isolated: Settings, tmp_path: Path) -> None:
+    """What Kubernetes does to a pod it stops: the producer exits with everything archived, delivered and
+    recorded in its cursor (nothing for the next pod to resend)."""
+    archive = tmp_path / "state" / "archive"
+    env = {
+        **os.environ,
+        "PLANTWATCH_STATE_DIR": str(tmp_path / "state"),
+        "PLANTWATCH_KAFKA__READINGS_TOPIC": isolated.kafka.readings_topic,
+        "PLANTWATCH_CLICKHOUSE__DATABASE": isolated.clickhouse.database,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "plantwatch.cli", "produce", "--rate=5000", "--no-metrics"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (archive / "cursor.json").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143, proc.stderr.read().decode()
+    finally:
+        proc.kill()
+    cursor = orjson.loads((archive / "cursor.json").read_bytes())["machines"]
+    sizes = {p.parent.name.removeprefix("machine="): p.stat().st_size for p in archive.rglob("part-*.jsonl.zst")}
+    assert len(cursor) == 16 and {m: (c["part"], c["offset"], c["skip"]) for m, c in cursor.items()} == {
+        m: (1, size, 0) for m, size in sizes.items()
+    }
+    archived = sum(1 for _ in iter_range(archive, 0, 10**14))
+    assert archived > 0 and len(read_topic(isolated)) == archived
