@@ -48,7 +48,7 @@ def isolated(base: Settings) -> Settings:
     kafka = base.kafka.model_copy(
         update={"readings_topic": f"bench.{suffix}.readings", "dead_letter_topic": f"bench.{suffix}.dlq"}
     )
-    clickhouse = base.clickhouse.model_copy(update={"database": f"bench_detection_{suffix}"})
+    clickhouse = base.clickhouse.model_copy(update={"database": f"bench_detection_{suffix}", "roles": False})
     ingest = base.ingest.model_copy(update={"consumer_group": f"bench-detection-{suffix}"})
     return base.model_copy(update={"kafka": kafka, "clickhouse": clickhouse, "ingest": ingest})
 

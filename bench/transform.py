@@ -73,7 +73,9 @@ def main() -> None:
 
     base = get_settings()
     db = f"bench_transform_{uuid.uuid4().hex[:8]}"
-    settings = base.model_copy(update={"clickhouse": base.clickhouse.model_copy(update={"database": db})})
+    settings = base.model_copy(
+        update={"clickhouse": base.clickhouse.model_copy(update={"database": db, "roles": False})}
+    )
     warehouse.migrate(settings)
     transformer = Transformer(settings)
     try:

@@ -15,14 +15,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from dbt.cli.main import dbtRunner, dbtRunnerResult
 from rich.console import Console
 
 from plantwatch import warehouse
+from plantwatch.access import credentials
 from plantwatch.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from dbt.cli.main import dbtRunnerResult
 
 console = Console(stderr=True)
 
@@ -53,13 +56,14 @@ def dbt_vars(settings: Settings) -> dict[str, str | int | float]:
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
-    """The environment profiles.yml reads."""
+    """The environment profiles.yml reads; dbt connects as the transform user (plantwatch/sql/access.yaml)."""
     ch = settings.clickhouse
+    user, password = credentials(settings, "transform")
     return {
         "DBT_PLANTWATCH_HOST": ch.host,
         "DBT_PLANTWATCH_PORT": str(ch.http_port),
-        "DBT_PLANTWATCH_USER": ch.user,
-        "DBT_ENV_SECRET_PLANTWATCH_PASSWORD": ch.password,
+        "DBT_PLANTWATCH_USER": user,
+        "DBT_ENV_SECRET_PLANTWATCH_PASSWORD": password,
         "DBT_PLANTWATCH_DATABASE": ch.database,
         "DBT_PLANTWATCH_THREADS": str(settings.transform.threads),
     }
@@ -103,6 +107,8 @@ class Transformer:
             "--vars", json.dumps(dbt_vars(self.settings)),
         ]  # fmt: skip
         began = time.monotonic()
+        from dbt.cli.main import dbtRunner  # heavy (seconds to import): only when dbt actually runs
+
         with _environment(dbt_env(self.settings)):
             if self._manifest is None:
                 parsed = dbtRunner().invoke(["--quiet", "parse", *common])

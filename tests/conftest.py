@@ -55,7 +55,8 @@ def isolated(stack: Stack, settings: Settings, kafka_admin: AdminClient) -> Iter
             "dead_letter_topic": f"test.{suffix}.dlq",
         }
     )
-    clickhouse = settings.clickhouse.model_copy(update={"database": f"test_{suffix}"})
+    # roles off: the component users are granted on the configured databases only (tests/test_security.py)
+    clickhouse = settings.clickhouse.model_copy(update={"database": f"test_{suffix}", "roles": False})
     mine = settings.model_copy(update={"kafka": kafka, "clickhouse": clickhouse})
     create_topics(kafka_admin, [kafka.readings_topic, kafka.dead_letter_topic], settings.kafka.partitions)
     warehouse.migrate(mine)

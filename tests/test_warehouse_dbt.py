@@ -86,7 +86,9 @@ def insert(client: Client, settings: Settings, cols: list[list]) -> None:
 def warehouse_db(stack: Stack, settings: Settings) -> Iterator[Settings]:
     """A database of its own, migrated, with the crafted series, built once with `dbt build` (models + dbt tests)."""
     db = f"test_wh_{uuid.uuid4().hex[:10]}"
-    mine = settings.model_copy(update={"clickhouse": settings.clickhouse.model_copy(update={"database": db})})
+    mine = settings.model_copy(
+        update={"clickhouse": settings.clickhouse.model_copy(update={"database": db, "roles": False})}
+    )
     warehouse.migrate(mine)
     client = warehouse.client(mine)
     for i, machine in enumerate(MACHINES):
