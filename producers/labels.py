@@ -46,7 +46,8 @@ def insert_labels(settings: Settings, labels: Sequence[FaultLabel]) -> None:
          _utc(lb.end_ms), lb.source]
         for lb in labels
     ]  # fmt: skip
-    warehouse.client(settings).insert(settings.clickhouse.fault_labels_table, rows, column_names=LABEL_COLUMNS)
+    client = warehouse.client(settings, role="ingest")  # producers append labels as the ingest user
+    client.insert(settings.clickhouse.fault_labels_table, rows, column_names=LABEL_COLUMNS)
 
 
 def record_labels(settings: Settings, labels: Sequence[FaultLabel], path: Path) -> bool:

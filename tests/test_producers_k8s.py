@@ -14,7 +14,7 @@ import orjson
 import yaml
 
 from plantwatch import warehouse
-from plantwatch.settings import PROJECT_ROOT, Settings
+from plantwatch.settings import PROJECT_ROOT, Settings, environment
 from producers.archive import iter_range
 from tests.fixtures.kafka_topic import read_topic
 
@@ -47,12 +47,7 @@ def test_deployment_runs_its_command_line(isolated: Settings, tmp_path: Path) ->
         (tmp_path / name).write_text(text)
     args = [a.replace(mount, str(tmp_path)) for a in container["args"] if not a.startswith("--metrics-port")]
     assert f"--metrics-port={port}" in container["args"]
-    env = {
-        **os.environ,
-        "PLANTWATCH_STATE_DIR": str(tmp_path / "state"),
-        "PLANTWATCH_KAFKA__READINGS_TOPIC": isolated.kafka.readings_topic,
-        "PLANTWATCH_CLICKHOUSE__DATABASE": isolated.clickhouse.database,
-    }
+    env = {**os.environ, **environment(isolated.model_copy(update={"state_dir": tmp_path / "state"}))}
     result = subprocess.run(
         [sys.executable, "-m", "plantwatch.cli", *args, "--duration=240", "--rate=0", "--seed=3", "--run-id=k8s"],
         capture_output=True, text=True, env=env, check=False, timeout=120,
@@ -71,12 +66,7 @@ def test_sigterm_writes_the_last_block_and_the_cursor(isolated: Settings, tmp_pa
     """What Kubernetes does to a pod it stops: the producer exits with everything archived, delivered and
     recorded in its cursor (nothing for the next pod to resend)."""
     archive = tmp_path / "state" / "archive"
-    env = {
-        **os.environ,
-        "PLANTWATCH_STATE_DIR": str(tmp_path / "state"),
-        "PLANTWATCH_KAFKA__READINGS_TOPIC": isolated.kafka.readings_topic,
-        "PLANTWATCH_CLICKHOUSE__DATABASE": isolated.clickhouse.database,
-    }
+    env = {**os.environ, **environment(isolated.model_copy(update={"state_dir": tmp_path / "state"}))}
     proc = subprocess.Popen(
         [sys.executable, "-m", "plantwatch.cli", "produce", "--rate=5000", "--no-metrics"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,

@@ -14,7 +14,7 @@ from confluent_kafka.admin import AdminClient
 from prometheus_client import REGISTRY
 
 from plantwatch.reading import decode
-from plantwatch.settings import Settings
+from plantwatch.settings import Settings, environment
 from producers.archive import iter_range, segments
 from producers.faults import NO_FAULTS
 from producers.plant import load_plant
@@ -76,7 +76,8 @@ def test_archive_and_kafka_hold_the_same_readings(isolated: Settings, kafka_admi
     again = f"{settings.kafka.readings_topic}.again"
     create_topics(kafka_admin, [again], settings.kafka.partitions)
     try:
-        env = {**os.environ, "PLANTWATCH_STATE_DIR": str(tmp_path), "PLANTWATCH_KAFKA__READINGS_TOPIC": again}
+        kafka = settings.kafka.model_copy(update={"readings_topic": again})
+        env = {**os.environ, **environment(settings.model_copy(update={"kafka": kafka}))}
         cli = subprocess.run(
             [sys.executable, "-m", "plantwatch.cli", "archive", "replay", "--from", "2026-11-28T00:00:00",
              "--to", "2026-11-28T00:01:00"],

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from plantwatch import warehouse
-from plantwatch.settings import Settings
+from plantwatch.settings import Settings, environment
 from producers.labels import read_labels_file
 from producers.replay import ReplayError, parse_speed, replay_csv
 from tests.fixtures.kafka_topic import read_topic
@@ -92,12 +92,7 @@ def test_replay_rebases_timestamps_and_paces(isolated: Settings, tmp_path: Path)
 
 
 def test_replay_cli_prints_broken_lines(isolated: Settings, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "PLANTWATCH_STATE_DIR": str(tmp_path),
-        "PLANTWATCH_KAFKA__READINGS_TOPIC": isolated.kafka.readings_topic,
-        "PLANTWATCH_CLICKHOUSE__DATABASE": isolated.clickhouse.database,
-    }
+    env = {**os.environ, **environment(local(isolated, tmp_path))}
     result = subprocess.run(
         [sys.executable, "-m", "plantwatch.cli", "replay", str(FIXTURE), "--machine", MACHINE,
          "--label-column", "anomaly", "--speed", "max"],
