@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import kubernetes_validate
 import orjson
+import pytest
 import yaml
 
 from plantwatch import warehouse
@@ -23,6 +25,13 @@ K8S = PROJECT_ROOT / "k8s"
 
 def manifests(name: str) -> dict[str, dict]:
     return {doc["kind"]: doc for doc in yaml.safe_load_all((K8S / name).read_text())}
+
+
+@pytest.mark.parametrize("name", ["producer-configmap.yaml", "producer-deployment.yaml"])
+def test_manifests_follow_the_kubernetes_schemas(name: str) -> None:
+    version = kubernetes_validate.latest_version()
+    for doc in yaml.safe_load_all((K8S / name).read_text()):
+        kubernetes_validate.validate(doc, version, strict=True)
 
 
 def test_configmap_carries_the_shipped_plant_and_scenario(settings: Settings) -> None:
