@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 from quixstreams import Application
 from quixstreams.checkpointing.exceptions import CheckpointConsumerCommitError
 from quixstreams.dataframe import StreamingDataFrame
@@ -80,15 +80,21 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-# An offset commit refused while the group coordinator is away, moving or loading (a broker restart) ends
-# Quix Streams' run loop: the app is built again and resumes from the last committed offsets after a pause that
-# doubles up to the maximum (a redelivered batch lands once, see clickhouse_sink). Other errors end the process.
-TRANSIENT_COMMIT_ERRORS = frozenset({
+# Kafka unreachable or the group coordinator away, moving or loading (a broker restart or outage) ends Quix
+# Streams' run loop with a failed offset commit, or fails the app's start with a metadata error: the app is built
+# again and resumes from the last committed offsets after a pause that doubles up to the maximum (a redelivered
+# batch lands once, see clickhouse_sink). Other errors end the process.
+TRANSIENT_KAFKA_ERRORS = frozenset({
     KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
     KafkaError.REQUEST_TIMED_OUT, KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN,
     KafkaError._WAIT_COORD,
 })  # fmt: skip
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 1.0, 30.0
+
+
+def transient(exc: CheckpointConsumerCommitError | KafkaException) -> bool:
+    error = exc.error if isinstance(exc, CheckpointConsumerCommitError) else exc.args[0]
+    return isinstance(error, KafkaError) and error.code() in TRANSIENT_KAFKA_ERRORS
 
 
 def run(settings: Settings) -> None:
@@ -97,20 +103,20 @@ def run(settings: Settings) -> None:
     logger.info("ingest %s -> %s, metrics on :%d", settings.kafka.readings_topic, settings.clickhouse.database, port)
     pause = RETRY_FIRST_SECONDS
     while True:
-        app = make_app(settings)
-        dead_letters = DeadLetterQueue(app.get_producer(), settings.kafka.dead_letter_topic)
-        sink = ClickHouseSink(settings, settings.ingest.insert_rows, flush_first=dead_letters.flush)
-        build_pipeline(app, settings, dead_letters, sink)
-        tune_gc()
         began = time.monotonic()
         try:
+            app = make_app(settings)
+            dead_letters = DeadLetterQueue(app.get_producer(), settings.kafka.dead_letter_topic)
+            sink = ClickHouseSink(settings, settings.ingest.insert_rows, flush_first=dead_letters.flush)
+            build_pipeline(app, settings, dead_letters, sink)
+            tune_gc()
             app.run()
             return
-        except CheckpointConsumerCommitError as exc:
-            if exc.code not in TRANSIENT_COMMIT_ERRORS:
+        except (CheckpointConsumerCommitError, KafkaException) as exc:
+            if not transient(exc):
                 raise
             pause = RETRY_FIRST_SECONDS if time.monotonic() - began > RETRY_MAX_SECONDS else pause
-            logger.warning("offset commit failed (%s); starting again from the last commit in %.0f s", exc, pause)
+            logger.warning("Kafka unavailable (%s); starting again from the last commit in %.0f s", exc, pause)
             time.sleep(pause)
             pause = min(2 * pause, RETRY_MAX_SECONDS)
 
