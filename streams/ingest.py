@@ -80,14 +80,16 @@ def tune_gc() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-# Kafka unreachable or the group coordinator away, moving or loading (a broker restart or outage) ends Quix
-# Streams' run loop with a failed offset commit, or fails the app's start with a metadata error: the app is built
-# again and resumes from the last committed offsets after a pause that doubles up to the maximum (a redelivered
-# batch lands once, see clickhouse_sink). Other errors end the process.
+# Kafka unreachable, the group coordinator away, moving or loading, or this member dropped from the group after its
+# session timed out (a broker restart or outage) ends Quix Streams' run loop with a failed offset commit, or fails
+# the app's start with a metadata error: the app is built again and resumes from the last committed offsets after
+# a pause that doubles up to the maximum (a redelivered batch lands once in the view, see clickhouse_sink). Other
+# errors end the process.
 TRANSIENT_KAFKA_ERRORS = frozenset({
     KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
     KafkaError.REQUEST_TIMED_OUT, KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN,
-    KafkaError._WAIT_COORD,
+    KafkaError._WAIT_COORD, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION,
+    KafkaError.REBALANCE_IN_PROGRESS,
 })  # fmt: skip
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 1.0, 30.0
 
