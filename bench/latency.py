@@ -33,8 +33,7 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from plantwatch import warehouse
-from plantwatch.demo import environment
-from plantwatch.settings import PROJECT_ROOT, Settings, get_settings
+from plantwatch.settings import PROJECT_ROOT, Settings, environment, get_settings
 from plantwatch.transform import transform
 from producers.plant import Plant, load_plant
 from producers.sdk_logger import SdkLogger
@@ -174,7 +173,7 @@ def main() -> None:
         future.result(30)
     warehouse.migrate(settings)
     transform(settings, test=False)  # seeds, dictionaries and the materialized views, before the first insert
-    env = {**environment(settings), "PLANTWATCH_CLICKHOUSE__ROLES": "false"}
+    env = {**os.environ, **environment(settings)}
     logs = settings.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     ingest = subprocess.Popen(
