@@ -6,14 +6,15 @@
     partition_by='toYYYYMM(window_start)',
 ) }}
 -- Rolling aggregates per machine and sensor over 1-minute, 5-minute and 1-hour windows (window_seconds 60, 300,
--- 3600), merged from the per-minute states of int_readings_per_minute: readings, mean, stddev, min, max, and the
--- rate of change (last minus first reading over the time between them, per second). Incremental: each run
+-- 3600): readings, mean, stddev, min, max, and the rate of change (last minus first reading over the time between
+-- them, per second). Computed from the deduplicated readings, not from the per-minute states of the materialized
+-- view, which count a redelivered reading twice until the raw table's parts merge. Incremental: each run
 -- recomputes, for every machine with newly ingested readings, the windows from its earliest new reading (bounded
 -- by var lateness_seconds) on, each window size from the start of the window holding it.
 with
 
-per_minute as (
-    select * from {{ ref('int_readings_per_minute') }}
+readings as (
+    select * from {{ ref('stg_readings') }}
 ),
 
 raw_readings as (
@@ -25,11 +26,11 @@ changed as (
 ),
 
 in_scope as (
-    select per_minute.*, changed.since as since
-    from per_minute
-    inner join changed on per_minute.machine_id = changed.machine_id
-    where per_minute.minute >= toStartOfHour(changed.since)
-      and per_minute.minute >= toStartOfHour((select min(since) from changed))
+    select readings.*
+    from readings
+    inner join changed on readings.machine_id = changed.machine_id
+    where readings.event_time >= toStartOfHour(changed.since)
+      and readings.event_time >= toStartOfHour((select min(since) from changed))
 ),
 
 expanded as (
@@ -37,9 +38,9 @@ expanded as (
         *,
         arrayJoin([60, 300, 3600]) as window_seconds,
         multiIf(
-            window_seconds = 60, toStartOfMinute(minute),
-            window_seconds = 300, toStartOfFiveMinutes(minute),
-            toStartOfHour(minute)
+            window_seconds = 60, toStartOfMinute(event_time),
+            window_seconds = 300, toStartOfFiveMinutes(event_time),
+            toStartOfHour(event_time)
         ) as window_start
     from in_scope
 ),
@@ -50,17 +51,17 @@ merged as (
         sensor_id,
         window_seconds,
         window_start,
-        anyMerge(sensor_kind_state) as sensor_kind,
-        countMerge(readings_state) as reading_count,
-        avgMerge(mean_state) as mean,
-        stddevPopMerge(stddev_state) as stddev,
-        minMerge(min_state) as min_value,
-        maxMerge(max_state) as max_value,
-        argMinMerge(first_value_state) as first_value,
-        argMaxMerge(last_value_state) as last_value,
-        minMerge(first_at_state) as first_at,
-        maxMerge(last_at_state) as last_at,
-        maxMerge(max_ingested_at_state) as max_ingested_at
+        any(sensor_kind) as sensor_kind,
+        count() as reading_count,
+        avg(value) as mean,
+        stddevPop(value) as stddev,
+        min(value) as min_value,
+        max(value) as max_value,
+        argMin(value, event_time) as first_value,
+        argMax(value, event_time) as last_value,
+        min(event_time) as first_at,
+        max(event_time) as last_at,
+        max(ingested_at) as max_ingested_at
     from expanded
     group by machine_id, sensor_id, window_seconds, window_start
 ),
