@@ -38,7 +38,7 @@ import orjson
 from confluent_kafka import KafkaError, Message, Producer
 from prometheus_client import Counter, Gauge
 
-from plantwatch.reading import encode
+from plantwatch.reading import IDENTIFIER, encode
 from plantwatch.settings import Settings
 from producers.archive import MachineArchive, Position
 
@@ -257,6 +257,9 @@ class SdkLogger:
     # -- machines, cursor, recovery ------------------------------------------------------------------------------
 
     def _open(self, machine_id: str, position: Position | None = None) -> _Stream:
+        # The id names the machine's archive folder and Kafka key: a plain identifier only (no "/", no "..").
+        if not IDENTIFIER.fullmatch(machine_id):
+            raise ValueError(f"not a machine id: {machine_id[:80]!r} (letters, digits and _.:- only)")
         archive = None
         if self.root is not None:
             archive = MachineArchive(self.root, machine_id, self.settings.producer)

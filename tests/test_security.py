@@ -17,6 +17,7 @@ from plantwatch import access, warehouse
 from plantwatch.metrics import free_port
 from plantwatch.settings import Settings
 from plantwatch.stack import Stack
+from producers.sdk_logger import SdkLogger
 
 MART = "alerts"
 
@@ -121,3 +122,22 @@ def test_passwords_stay_out_of_files_anyone_can_read(secured: Settings) -> None:
 def test_roles_off_means_the_admin_user(secured: Settings) -> None:
     plain = secured.model_copy(update={"clickhouse": secured.clickhouse.model_copy(update={"roles": False})})
     assert warehouse.client(plain, role="grafana").command("SELECT currentUser()") == "default"
+
+
+@pytest.mark.parametrize("hostile", ["../../etc/passwd", "x'; DROP TABLE readings; --", "", "a/b"])
+def test_sdk_logger_refuses_a_machine_id_that_is_not_an_identifier(tmp_path: Path, hostile: str) -> None:
+    """The machine id names an archive folder: a hostile one must not write anywhere, in or out of the archive."""
+    settings = Settings(state_dir=tmp_path / "state", kafka={"port": free_port()})  # no broker needed to refuse
+    logger = SdkLogger(settings)
+    try:
+        with pytest.raises(ValueError, match="not a machine id"):
+            logger.log(
+                hostile,
+                1_764_000_000_000,
+                [{"sensor_id": "t", "kind": "temperature", "value": 1.0, "unit": "C", "seq": 0}],
+            )
+    finally:
+        logger.close(0.1)
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in {".zst", ".jsonl"}]
+    assert written == []
+    assert not (tmp_path / "etc").exists()

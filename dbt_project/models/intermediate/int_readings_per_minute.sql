@@ -6,7 +6,10 @@
 ) }}
 -- Per-minute aggregate states per machine and sensor, kept fresh by a materialized view on every insert into the raw
 -- table (and backfilled from it when created). Merge the states (avgMerge, ...) over any coarser window.
--- A reading delivered twice is counted twice here (the MV sees inserts, not the deduplicated view).
+-- The MV sees inserts, not the deduplicated view: a reading delivered twice (a replay after a crash, cut into other
+-- batches than the first time) reaches it twice. The reading count is therefore kept as the number of distinct
+-- sequence numbers, which is exact; min/max are unaffected; mean and stddev may weigh such a reading twice
+-- (rolling_aggregates, computed from the deduplicated readings, is exact).
 with
 
 readings as (
@@ -19,7 +22,7 @@ per_minute as (
         toString(sensor_id) as sensor_id,
         toStartOfMinute(event_time) as minute,
         anyState(toString(sensor_kind)) as sensor_kind_state,
-        countState() as readings_state,
+        uniqExactState(seq) as readings_state,
         avgState(value) as mean_state,
         stddevPopState(value) as stddev_state,
         minState(value) as min_state,
