@@ -58,3 +58,18 @@ inner join (
 where candidates.max_ingested_at = latest.latest_version
 limit 1 by {{ key }}
 {% endmacro %}
+
+{#-
+  The rows of `readings` (a CTE with machine_id and event_time) for the machines that `changed` (a changed_since
+  CTE) names, from each machine's `since` on - aligned down with `align` (e.g. 'toStartOfHour') when the model's
+  windows are coarser than the detector window. The second condition lets ClickHouse prune by time before the join.
+-#}
+{% macro in_scope(readings, changed, align=none) %}
+{%- set since = changed ~ '.since' -%}
+{%- set earliest = '(select min(since) from ' ~ changed ~ ')' -%}
+select {{ readings }}.*
+from {{ readings }}
+inner join {{ changed }} on {{ readings }}.machine_id = {{ changed }}.machine_id
+where {{ readings }}.event_time >= {{ align ~ '(' ~ since ~ ')' if align else since }}
+  and {{ readings }}.event_time >= {{ align ~ '(' ~ earliest ~ ')' if align else earliest }}
+{%- endmacro %}

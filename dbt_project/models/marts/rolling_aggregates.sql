@@ -26,11 +26,7 @@ changed as (
 ),
 
 in_scope as (
-    select readings.*
-    from readings
-    inner join changed on readings.machine_id = changed.machine_id
-    where readings.event_time >= toStartOfHour(changed.since)
-      and readings.event_time >= toStartOfHour((select min(since) from changed))
+    {{ in_scope('readings', 'changed', align='toStartOfHour') }}
 ),
 
 expanded as (
