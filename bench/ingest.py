@@ -131,8 +131,10 @@ def steady(name: str, samples: list[Sample], expected: int) -> Result:
     return Result(name, high[1] - low[1], high[0] - low[0], high[2] - low[2])
 
 
-def watch(settings: Settings, name: str, expected: int, timeout: float, processes: list[subprocess.Popen]) -> Result:
-    """Poll the raw table until it holds `expected` rows."""
+def landed_samples(
+    settings: Settings, name: str, expected: int, timeout: float, processes: list[subprocess.Popen]
+) -> list[Sample]:
+    """Poll the raw table until it holds `expected` rows; the samples taken on the way."""
     client = warehouse.client(settings)
     table = settings.clickhouse.raw_readings_table
     samples: list[Sample] = []
@@ -141,9 +143,14 @@ def watch(settings: Settings, name: str, expected: int, timeout: float, processe
         count = client.command(f"SELECT count() FROM {table}")
         samples.append((time.monotonic(), count, cpu_seconds(processes)))
         if count >= expected:
-            return steady(name, samples, expected)
+            return samples
         time.sleep(0.1)
     raise TimeoutError(f"{name}: {count} of {expected} rows after {timeout}s")
+
+
+def watch(settings: Settings, name: str, expected: int, timeout: float, processes: list[subprocess.Popen]) -> Result:
+    """The steady rate at which the raw table fills up to `expected` rows."""
+    return steady(name, landed_samples(settings, name, expected, timeout, processes), expected)
 
 
 def ingest_processes(settings: Settings, topic: str, n: int) -> list[subprocess.Popen]:
@@ -288,7 +295,7 @@ def latency(settings: Settings, admin: AdminClient, readings_per_second: int, se
         time.sleep(5)  # join the group before the clock starts
         messages = int(readings_per_second / len(SENSORS) * seconds)
         produce(mine, topic, messages, per_second=readings_per_second / len(SENSORS))
-        watch(mine, "latency", messages * len(SENSORS), 60, procs)
+        landed_samples(mine, "latency", messages * len(SENSORS), 60, procs)
         p50, p99 = (
             warehouse.client(mine)
             .query(
