@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -68,15 +69,13 @@ def reset(settings: Settings) -> None:
             future.result(timeout=30)
         while set(admin.list_topics(timeout=10).topics) & set(doomed):
             time.sleep(0.2)
-    partitions = settings.kafka.partitions
-    new = [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in topics]
-    for topic, future in admin.create_topics(new).items():
+    for topic in topics:
+        new = NewTopic(topic, num_partitions=settings.kafka.partitions, replication_factor=1)
         try:
-            future.result(timeout=30)
-        except Exception as exc:  # a delete that has not settled yet: wait and try once more
+            admin.create_topics([new])[topic].result(timeout=30)
+        except KafkaException:  # a delete that has not settled yet: wait and try once more
             time.sleep(2)
-            admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(30)
-            del exc
+            admin.create_topics([new])[topic].result(timeout=30)
     admin_ch = warehouse.client(settings, database="default")
     admin_ch.command(f"DROP DATABASE IF EXISTS {settings.clickhouse.database}")
     warehouse.migrate(settings)
