@@ -147,10 +147,13 @@ class IngestSettings(BaseModel):
 
     consumer_group: str = "plantwatch-ingest"
     auto_offset_reset: str = "earliest"
-    # A checkpoint (ClickHouse insert, then offset commit) after this many messages (~8 readings each) or this
-    # many seconds, whichever comes first: bigger batches go faster, shorter intervals show rows sooner.
-    batch_messages: int = 50_000
-    flush_interval_seconds: float = 1.0
+    # Messages taken from Kafka at once (or what came within poll_seconds); each partition's run of them goes
+    # through the pipeline as one row.
+    poll_messages: int = 500
+    poll_seconds: float = 0.05
+    # A checkpoint (the open batches inserted into ClickHouse, then the offsets committed) this often: shorter
+    # intervals show rows sooner (bench/latency.py), longer ones make bigger inserts.
+    flush_interval_seconds: float = 0.5
     # Rows per ClickHouse insert: a partition's batch this big is inserted in the background before the checkpoint.
     insert_rows: int = 100_000
     metrics_port: int = 0  # 0: any free port (registered with the local Prometheus)

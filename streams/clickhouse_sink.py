@@ -1,6 +1,7 @@
 """A Quix Streams sink that lands readings in the ClickHouse raw table, in columnar inserts.
 
-Each message's readings (``plantwatch.reading.MessageReadings``) are appended to its partition's open batch, as columns.
+Each run of messages' readings (``streams.message_batches.RunReadings``) is appended to its partition's open batch,
+as columns.
 Once a batch holds ``insert_rows`` rows it is handed to a background thread that inserts it (columnar, through
 clickhouse-connect) while consumption goes on; at each Quix Streams checkpoint ``flush()`` inserts what is left and
 waits for every insert to be acknowledged, and only then are the offsets committed (at-least-once). The overlap
@@ -17,9 +18,10 @@ A redelivered batch (the app died after an insert, before the commit) is dropped
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import repeat
+from itertools import accumulate
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -29,8 +31,9 @@ from quixstreams.sinks import BatchingSink, SinkBackpressureError
 from quixstreams.sinks.base import SinkBatch
 
 from plantwatch import warehouse
-from plantwatch.reading import COLUMN_NAMES, COLUMNS, MessageReadings
+from plantwatch.reading import COLUMN_NAMES, COLUMNS
 from plantwatch.settings import Settings
+from streams.message_batches import RunReadings
 from streams.metrics import BATCH_INSERT_SECONDS, MESSAGES_CONSUMED, READINGS_LANDED
 
 COLUMN_TYPES = [c.clickhouse_type for c in COLUMNS]
@@ -62,18 +65,13 @@ class ColumnBatch(SinkBatch):
     def rows(self) -> int:
         return len(self.columns[0])
 
-    def extend(self, readings: MessageReadings) -> None:
-        """Append one message's readings, column by column."""
-        machine_ids, sensor_ids, kinds, values, units, times, seqs, versions = self.columns
-        n = len(readings.values)
-        machine_ids.extend(repeat(readings.machine_id, n))
-        sensor_ids.extend(readings.sensor_ids)
-        kinds.extend(readings.kinds)
-        values.extend(readings.values)
-        units.extend(readings.units)
-        times.extend(repeat(readings.ts_ms, n))
-        seqs.extend(readings.seqs)
-        versions.extend(repeat(readings.schema_version, n))
+    def extend(self, run: RunReadings, messages: slice, readings: slice) -> None:
+        """Append a slice of a run: its messages (for the offsets) and their readings (columns)."""
+        for column, values in zip(self.columns, run.columns, strict=True):
+            column.extend(values[readings])
+        offsets = run.offsets[messages]
+        self.last_offset = offsets[-1]
+        self.messages += len(offsets)
 
     @property
     def deduplication_token(self) -> str:
@@ -101,7 +99,7 @@ class ClickHouseSink(BatchingSink):
 
     def add(
         self,
-        value: MessageReadings | None,
+        value: RunReadings,
         key: Any,
         timestamp: int,
         headers: HeadersTuples,
@@ -109,17 +107,27 @@ class ClickHouseSink(BatchingSink):
         partition: int,
         offset: int,
     ) -> None:
-        """Called once per message (None: it was dead-lettered), the hot path."""
-        batch = self._batches.get((topic, partition))
-        if batch is None:
-            batch = self._batches[(topic, partition)] = ColumnBatch(topic, partition, offset)
-        if value is not None:
-            batch.extend(value)
-        batch.last_offset = offset
-        batch.messages += 1
-        if batch.rows >= self._insert_rows:
+        """Called once per run of messages (streams.message_batches), the hot path.
+
+        A batch is cut right after the message that brings it to ``insert_rows`` rows, wherever the runs begin and
+        end: the same messages replayed from the same committed offset are cut into the same batches again, with
+        the same deduplication tokens.
+        """
+        MESSAGES_CONSUMED.inc(len(value.offsets))
+        ends = list(accumulate(value.counts))  # the reading index after each message
+        first_message, first_reading = 0, 0
+        while first_message < len(ends):
+            batch = self._batches.get((topic, partition))
+            if batch is None:
+                batch = self._batches[(topic, partition)] = ColumnBatch(topic, partition, value.offsets[first_message])
+            last = bisect_left(ends, first_reading + self._insert_rows - batch.rows, lo=first_message)
+            if last >= len(ends):  # the batch takes the rest of the run and stays open
+                batch.extend(value, slice(first_message, None), slice(first_reading, None))
+                return
+            batch.extend(value, slice(first_message, last + 1), slice(first_reading, ends[last]))
             del self._batches[(topic, partition)]
             self._inserts.append(self._inserter.submit(self.write, batch))
+            first_message, first_reading = last + 1, ends[last]
 
     def flush(self) -> None:
         """Insert the open batches and wait until ClickHouse acknowledged every insert since the last checkpoint."""
@@ -154,4 +162,3 @@ class ClickHouseSink(BatchingSink):
             )
             BATCH_INSERT_SECONDS.observe(time.perf_counter() - started)
             READINGS_LANDED.inc(batch.rows)
-        MESSAGES_CONSUMED.inc(batch.messages)

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from collections import Counter
 
-from quixstreams import message_context
+from confluent_kafka import Message
 from quixstreams.kafka import Producer
 from quixstreams.models import HeadersTuples
 
-from plantwatch.reading import InvalidMessage, MessageReadings, decode_columns
+from plantwatch.reading import InvalidMessage, decode_many
+from streams.message_batches import RunReadings
 from streams.metrics import DEAD_LETTERED
 
 REASON, DETAIL = "plantwatch.reason", "plantwatch.detail"
@@ -41,26 +42,22 @@ class DeadLetterQueue:
         self._topic = topic
         self._pending: Counter[str] = Counter()
 
-    def readings_or_dead_letter(
-        self, value: bytes | None, key: bytes | None, timestamp: int, headers: object
-    ) -> MessageReadings | None:
-        """The message's readings; an invalid message is dead-lettered and yields None."""
-        try:
-            return decode_columns(b"" if value is None else value)
-        except InvalidMessage as exc:
-            self.send(value, key, exc)
-            return None
+    def readings_or_dead_letter(self, run: list[Message]) -> RunReadings:
+        """The run's valid readings; each invalid message is dead-lettered (and gives no readings)."""
+        decoded = decode_many([message.value() or b"" for message in run])
+        for index, exc in decoded.invalid:
+            self.send(run[index], exc)
+        return RunReadings(decoded.columns, decoded.counts, [message.offset() for message in run])
 
-    def send(self, value: bytes | None, key: bytes | None, exc: InvalidMessage) -> None:
-        source = message_context()
+    def send(self, message: Message, exc: InvalidMessage) -> None:
         headers: HeadersTuples = [
             (REASON, exc.reason),
             (DETAIL, str(exc)[:500]),
-            (SOURCE_TOPIC, source.topic),
-            (SOURCE_PARTITION, str(source.partition)),
-            (SOURCE_OFFSET, str(source.offset)),
+            (SOURCE_TOPIC, message.topic()),
+            (SOURCE_PARTITION, str(message.partition())),
+            (SOURCE_OFFSET, str(message.offset())),
         ]
-        self._producer.produce(self._topic, value=value, key=key, headers=headers)
+        self._producer.produce(self._topic, value=message.value(), key=message.key(), headers=headers)
         self._pending[exc.reason] += 1
 
     def flush(self) -> None:

@@ -3,10 +3,12 @@
     readings topic ──► readings_or_dead_letter ──► [enrich] ──► ClickHouseSink (columnar batch per partition)
                               └──► dead-letter topic (original bytes + reason + source offset)
 
-Quix Streams checkpoints every ``ingest.batch_messages`` messages or ``ingest.flush_interval_seconds``: the sink
-inserts its batches, then the offsets are committed (at-least-once; see clickhouse_sink for why a redelivered
-batch does not show twice). SIGTERM stops the loop, flushes the open batch and commits. Several processes in one
-consumer group share the partitions. Run it with ``python -m streams.ingest`` or ``plantwatch ingest``.
+Each row through the pipeline is a run of up to ``ingest.poll_messages`` consecutive messages of one partition
+(streams.message_batches: Quix Streams' per-message loop would cost more than the work). Quix Streams checkpoints
+every ``ingest.flush_interval_seconds``: the sink inserts its batches, then the offsets are committed
+(at-least-once; see clickhouse_sink for why a redelivered batch does not show twice). SIGTERM stops the loop,
+flushes the open batch and commits. Several processes in one consumer group share the partitions. Run it with
+``python -m streams.ingest`` or ``plantwatch ingest``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import time
 from collections.abc import Callable
 
 from confluent_kafka import KafkaError, KafkaException
-from quixstreams import Application
 from quixstreams.checkpointing.exceptions import CheckpointConsumerCommitError
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.kafka.configuration import ConnectionConfig
@@ -27,19 +28,21 @@ from plantwatch.reading import MessageReadings
 from plantwatch.settings import Settings, get_settings
 from streams.clickhouse_sink import ClickHouseSink
 from streams.dead_letter import DeadLetterQueue
+from streams.message_batches import MessageRunApplication, RunReadings
 from streams.metrics import record_lag
 
 logger = logging.getLogger(__name__)
 Enrich = Callable[[MessageReadings], MessageReadings | None]
 
 
-def make_app(settings: Settings) -> Application:
+def make_app(settings: Settings) -> MessageRunApplication:
     kafka, ingest = settings.kafka, settings.ingest
-    return Application(
+    return MessageRunApplication(
+        max_messages=ingest.poll_messages,
+        consumer_poll_timeout=ingest.poll_seconds,
         broker_address=ConnectionConfig.from_librdkafka_dict(kafka.client_config()),
         consumer_group=ingest.consumer_group,
         auto_offset_reset=ingest.auto_offset_reset,
-        commit_every=ingest.batch_messages,
         commit_interval=ingest.flush_interval_seconds,
         consumer_extra_config={
             "statistics.interval.ms": ingest.lag_report_ms,
@@ -52,29 +55,31 @@ def make_app(settings: Settings) -> Application:
     )
 
 
-def enrich_valid(enrich: Enrich) -> Callable[[MessageReadings | None], MessageReadings | None]:
-    """The user's enrich hook, applied to valid messages (dead letters pass by as None)."""
+def enrich_each(enrich: Enrich) -> Callable[[RunReadings], RunReadings]:
+    """The user's enrich hook, applied to each valid message of a run."""
 
-    def enrich_readings(readings: MessageReadings | None) -> MessageReadings | None:
-        return None if readings is None else enrich(readings)
+    def enrich_run(run: RunReadings) -> RunReadings:
+        return run.per_message(enrich)
 
-    return enrich_readings
+    return enrich_run
 
 
-def build_pipeline(app: Application, settings: Settings, dead_letters: DeadLetterQueue, sink: ClickHouseSink) -> None:
+def build_pipeline(
+    app: MessageRunApplication, settings: Settings, dead_letters: DeadLetterQueue, sink: ClickHouseSink
+) -> None:
     readings = app.topic(settings.kafka.readings_topic, value_deserializer="bytes", key_deserializer="bytes")
     sdf: StreamingDataFrame = app.dataframe(readings)
-    sdf = sdf.apply(dead_letters.readings_or_dead_letter, metadata=True)
+    sdf = sdf.apply(dead_letters.readings_or_dead_letter)
     if settings.ingest.enrich is not None:
-        sdf = sdf.apply(enrich_valid(settings.ingest.enrich))
+        sdf = sdf.apply(enrich_each(settings.ingest.enrich))
     sdf.sink(sink)
 
 
 def tune_gc() -> None:
     """Collect young objects less often, and never rescan what start-up made.
 
-    The hot loop allocates a couple of dozen short-lived objects per message; at the default threshold (700) the
-    cyclic collector ran every few dozen messages (bench/ingest.py: 20-40% more readings/s with this).
+    Decoding allocates a dozen short-lived containers per message; at the default threshold (700) the cyclic
+    collector ran many times per run of messages (bench/ingest.py: 20-40% more readings/s with this).
     """
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)

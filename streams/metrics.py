@@ -10,7 +10,9 @@ from __future__ import annotations
 import orjson
 from prometheus_client import Counter, Gauge, Histogram
 
-MESSAGES_CONSUMED = Counter("plantwatch_ingest_messages_consumed", "Kafka messages the ingest has processed.")
+MESSAGES_CONSUMED = Counter(
+    "plantwatch_ingest_messages_consumed", "Kafka messages the ingest has read (replays read again included)."
+)
 READINGS_LANDED = Counter("plantwatch_ingest_readings_landed", "Readings inserted into the ClickHouse raw table.")
 DEAD_LETTERED = Counter(
     "plantwatch_ingest_dead_lettered", "Messages sent to the dead-letter topic, by reason.", ["reason"]

@@ -12,12 +12,14 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from plantwatch import warehouse
@@ -267,18 +269,26 @@ def test_bad_messages_are_dead_lettered_and_good_ones_land(isolated: Settings, i
 
 
 def test_batch_redelivered_after_a_crash_lands_once(isolated: Settings, ingests: Callable[..., Ingest]) -> None:
-    """Kill the app after its inserts, before any commit: the replay's inserts carry the same tokens and are dropped."""
-    produce(isolated, good_messages(40))
+    """Kill the app after its inserts, before any commit: the replay's inserts carry the same tokens and are dropped.
+
+    Batches are cut every 3 messages of a partition however the consumer's runs fall: 2 messages at a time in the
+    first run, as many as there are in the replay.
+    """
+    placed = produce(isolated, good_messages(40))
+    per_partition = Counter(partition for partition, _ in placed)
+    cut = 3
     group = f"crash-{uuid.uuid4().hex[:6]}"
     raw, view = isolated.clickhouse.raw_readings_table, isolated.clickhouse.readings_view
-    # Every message is its own insert (insert_rows = one message's readings), the checkpoint is far away.
-    slow_commit = {"insert_rows": PER_MESSAGE, "flush_interval_seconds": 600, "batch_messages": 1_000_000}
-    first = ingests(group, **slow_commit)
-    wait_for("the first run's inserts", lambda: count(isolated, raw) == 40 * PER_MESSAGE)
+    # Inserts of 3 messages each, the checkpoint far away.
+    first = ingests(group, insert_rows=cut * PER_MESSAGE, flush_interval_seconds=600, poll_messages=2)
+    inserted = sum(n // cut * cut for n in per_partition.values()) * PER_MESSAGE
+    wait_for("the first run's inserts", lambda: count(isolated, raw) == inserted)
+    time.sleep(1)  # and nothing more: the rest of each partition waits in its open batch
+    assert count(isolated, raw) == inserted
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     assert all(offset < 0 for offset in committed(isolated, group).values()), "nothing may be committed yet"
 
-    second = ingests(group, **{**slow_commit, "flush_interval_seconds": 0.5})
+    second = ingests(group, insert_rows=cut * PER_MESSAGE, flush_interval_seconds=0.5)
     ends = end_offsets(isolated)
     wait_for("the replay's commit", lambda: committed(isolated, group) == ends)
     assert second.stop() == 0
@@ -292,7 +302,7 @@ def test_replay_cut_differently_shows_once_in_the_view(isolated: Settings, inges
     produce(isolated, good_messages(40))
     group = f"recut-{uuid.uuid4().hex[:6]}"
     raw, view = isolated.clickhouse.raw_readings_table, isolated.clickhouse.readings_view
-    first = ingests(group, insert_rows=PER_MESSAGE, flush_interval_seconds=600, batch_messages=1_000_000)
+    first = ingests(group, insert_rows=PER_MESSAGE, flush_interval_seconds=600)
     wait_for("the first run's inserts", lambda: count(isolated, raw) == 320)
     first.stop(signal.SIGKILL)
     second = ingests(group)  # one insert per partition this time: other tokens
@@ -323,16 +333,22 @@ def test_two_processes_share_the_partitions(isolated: Settings, ingests: Callabl
     assert [p.stop() for p in pair] == [0, 0]
 
 
+def assigned(settings: Settings, group: str) -> int:
+    """How many partitions the group's members hold now."""
+    admin = AdminClient(settings.kafka.client_config())
+    description = admin.describe_consumer_groups([group])[group].result(10)
+    return sum(len(member.assignment.topic_partitions) for member in description.members)
+
+
 def test_sigterm_flushes_the_open_batch_and_commits(isolated: Settings, ingests: Callable[..., Ingest]) -> None:
     group = f"term-{uuid.uuid4().hex[:6]}"
     raw, view = isolated.clickhouse.raw_readings_table, isolated.clickhouse.readings_view
-    # A checkpoint every 10 messages, or in 10 minutes: the first 10 messages prove the app is up and assigned.
-    ingest = ingests(group, batch_messages=10, flush_interval_seconds=600, insert_rows=1_000_000)
-    produce(isolated, good_messages(10))
-    wait_for("the first checkpoint", lambda: committed(isolated, group) == end_offsets(isolated))
-    produce(isolated, good_messages(5, start=10))
-    time.sleep(3)  # read into the open batch, which waits for a checkpoint
-    assert count(isolated, raw) == 10 * PER_MESSAGE
+    # No insert before a checkpoint, and the checkpoint in 10 minutes: everything read waits in the open batches.
+    ingest = ingests(group, flush_interval_seconds=600, insert_rows=1_000_000)
+    wait_for("the app to hold every partition", lambda: assigned(isolated, group) == isolated.kafka.partitions)
+    produce(isolated, good_messages(15))
+    wait_for("the 15 messages read", lambda: ingest.metric("plantwatch_ingest_messages_consumed_total") == 15)
+    assert count(isolated, raw) == 0
     assert ingest.stop(signal.SIGTERM) == 0
     assert count(isolated, view) == 15 * PER_MESSAGE
     assert committed(isolated, group) == end_offsets(isolated)

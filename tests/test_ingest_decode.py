@@ -1,15 +1,16 @@
-"""The ingest's hot path, plantwatch.reading.decode_columns, agrees with the reading-by-reading checks: whatever its
-whole-column checks clear, the slow path accepts with the same columns; whatever the slow path rejects, they do
-not clear. Randomised messages, fixed seed."""
+"""The ingest's hot paths agree with the reading-by-reading checks: whatever decode_columns' whole-column checks and
+decode_many's run-at-once checks clear, the slow path accepts with the same columns; whatever the slow path rejects,
+they do not clear. Randomised messages, fixed seed."""
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 
 from plantwatch import reading
-from plantwatch.reading import InvalidMessage, decode, decode_columns, encode
+from plantwatch.reading import InvalidMessage, decode, decode_columns, decode_many, encode
 
 GOOD = {"sensor_id": "temp", "kind": "temperature", "value": 71.5, "unit": "C", "seq": 3}
 ODD_VALUES = [
@@ -48,6 +49,46 @@ def test_fast_path_clears_only_what_the_slow_path_accepts() -> None:
             assert slow is not None, items
             assert [list(c) for c in fast] == [list(c) for c in slow], items
     assert cleared > 500 and rejected > 500  # both paths were exercised
+
+
+def mutated_message(rng: random.Random) -> bytes:
+    """A message, good or wrong anywhere: its fields, its readings, its JSON, its size."""
+    message: dict = {"v": 1, "machine_id": rng.choice(["L1-M01", "M2", "L1-M01"]), "ts": 1_764_291_600_000}
+    message["readings"] = mutated(rng) if rng.random() < 0.2 else [dict(GOOD, seq=rng.randint(0, 9))]
+    if rng.random() < 0.15:
+        field = rng.choice(["v", "machine_id", "ts", "readings"])
+        if rng.random() < 0.2:
+            del message[field]
+        else:
+            message[field] = rng.choice([*ODD_VALUES, 2, 10**14, 10**15, -5, 1.0 * 10**12])
+    raw = json.dumps(message).encode()  # json, unlike orjson, writes NaN and Infinity as the bare tokens
+    odd = [raw[:-1], b"[" + raw + b"]", raw + b" " * 70_000, b"null", raw.replace(b"71.5", b"1e999")]
+    return rng.choice(odd) if rng.random() < 0.05 else raw
+
+
+def test_run_at_once_agrees_with_each_message_on_its_own() -> None:
+    rng = random.Random(11)
+    fast_runs = 0
+    for _ in range(400):
+        raws = [mutated_message(rng) for _ in range(rng.randint(1, 8) if rng.random() < 0.5 else 1)]
+        expected_columns: list[list] = [[] for _ in reading.COLUMNS]
+        expected_counts, expected_invalid = [], []
+        for index, raw in enumerate(raws):
+            try:
+                columns = decode_columns(raw).columns()
+            except InvalidMessage as exc:
+                expected_counts.append(0)
+                expected_invalid.append((index, exc.reason))
+                continue
+            for column, values in zip(expected_columns, columns, strict=True):
+                column.extend(values)
+            expected_counts.append(len(columns[0]))
+        fast_runs += reading._cleared_messages(raws) is not None
+        got = decode_many(raws)
+        assert got.counts == expected_counts, raws
+        assert [(index, exc.reason) for index, exc in got.invalid] == expected_invalid, raws
+        assert [[(type(v), v) for v in c] for c in got.columns] == [[(type(v), v) for v in c] for c in expected_columns]
+    assert fast_runs > 100  # the fast path was exercised, not only the fallback
 
 
 @pytest.mark.parametrize(

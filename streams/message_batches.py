@@ -1,0 +1,145 @@
+"""Runs of messages through a Quix Streams app: one row per run of one partition's consecutive messages.
+
+Quix Streams runs its loop (poll, deserialize, a context per row, the dataframe, offset store, checkpoint checks)
+once per Kafka message: about 17 µs of CPU a message on this project's 2-core machines, more than decoding and
+inserting the message's readings together (bench/ingest.py). ``MessageRunApplication`` is an ``Application`` whose
+consumer takes up to ``max_messages`` messages from librdkafka at once (``consume()``) and hands each run of
+consecutive messages from one partition to the dataframe as one row, so the loop's cost is paid once per run.
+
+The row's value is the run (a list of ``confluent_kafka.Message``); its context is the run's last message, so the
+offset Quix Streams stores and commits after the run is the last one's. Everything else is Quix Streams' own:
+checkpoints, sinks, rebalancing, backpressure. Two things need the run's first offset instead, and get it here:
+- when a sink asks for backpressure, the checkpoint seeks each partition back to the first offset it processed,
+  which for a run would be its last message: ``trigger_backpressure`` seeks to the first message of the first run
+  handed out since the last commit instead;
+- runs not yet handed out are dropped when partitions are paused and sought back.
+Runs are cut from one ``consume()`` and handed out before the next one, and librdkafka serves rebalance callbacks
+only inside ``consume()``: no run outlives its partition's assignment.
+
+This reaches into Quix Streams' internals (``Application._get_internal_consumer``, ``InternalConsumer.poll_row``),
+which is why quixstreams is pinned to one release in pyproject.toml; tests/test_ingest*.py and the drills cover the
+behaviour that depends on it (commits, redelivery, backpressure, rebalancing).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from itertools import groupby
+from typing import Any, NamedTuple
+
+from confluent_kafka import Message, TopicPartition
+from quixstreams import Application
+from quixstreams.internal_consumer import InternalConsumer
+from quixstreams.kafka.consumer import raise_for_msg_error
+from quixstreams.models import MessageContext, Row
+
+from plantwatch.reading import MessageReadings
+
+logger = logging.getLogger(__name__)
+
+
+def _partition(message: Message) -> tuple[str, int]:
+    return message.topic(), message.partition()
+
+
+class MessageRunConsumer(InternalConsumer):
+    """An InternalConsumer whose rows are runs of one partition's consecutive messages."""
+
+    def __init__(self, *args: Any, max_messages: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._max_messages = max_messages
+        self._runs: deque[list[Message]] = deque()
+        self._checkpoint_starts: dict[tuple[str, int], int] = {}
+
+    def poll_row(self, timeout: float | None = None, buffered: bool = False) -> Row | None:
+        if not self._runs:
+            self._runs.extend(list(run) for _, run in groupby(self._consumed(timeout), key=_partition))
+            if not self._runs:
+                return None
+        run = self._runs.popleft()
+        first, last = run[0], run[-1]
+        topic, partition = _partition(last)
+        self._checkpoint_starts.setdefault((topic, partition), first.offset())
+        context = MessageContext(
+            topic=topic, partition=partition, offset=last.offset(), size=len(run), leader_epoch=last.leader_epoch()
+        )
+        return Row(value=run, key=None, timestamp=last.timestamp()[1], context=context, headers=None)
+
+    def _consumed(self, timeout: float | None) -> list[Message]:
+        """The next messages, errors handled as Quix Streams does (``on_consumer_error`` may suppress them)."""
+        messages = self.consume(num_messages=self._max_messages, timeout=timeout)
+        valid = []
+        for message in messages:
+            try:
+                valid.append(raise_for_msg_error(message))
+            except Exception as exc:
+                if not self._on_error(exc, message, logger):
+                    raise
+        return valid
+
+    def trigger_backpressure(self, offsets_to_seek: dict[tuple[str, int], int], resume_after: float) -> None:
+        self._runs.clear()
+        seek = {tp: self._checkpoint_starts.get(tp, offset) for tp, offset in offsets_to_seek.items()}
+        self._checkpoint_starts.clear()
+        super().trigger_backpressure(seek, resume_after)
+
+    def commit(self, *args: Any, **kwargs: Any) -> list[TopicPartition] | None:
+        committed = super().commit(*args, **kwargs)
+        self._checkpoint_starts.clear()
+        return committed
+
+
+class MessageRunApplication(Application):
+    """A Quix Streams Application that processes runs of up to ``max_messages`` messages as single rows."""
+
+    def __init__(self, *args: Any, max_messages: int = 5_000, **kwargs: Any) -> None:
+        self._max_messages = max_messages  # read by _get_internal_consumer, which Application.__init__ calls
+        super().__init__(*args, **kwargs)
+
+    def _get_internal_consumer(
+        self, on_error: Any = None, extra_config_overrides: dict | None = None
+    ) -> MessageRunConsumer:
+        config = self._config
+        return MessageRunConsumer(
+            broker_address=config.broker_address,
+            consumer_group=config.consumer_group,
+            auto_offset_reset=config.auto_offset_reset,
+            auto_commit_enable=False,
+            extra_config={**config.consumer_extra_config, **(extra_config_overrides or {})},
+            on_error=on_error,
+            max_messages=self._max_messages,
+        )
+
+
+class RunReadings(NamedTuple):
+    """A run's valid readings as columns (``plantwatch.reading.COLUMNS`` order), with each message's offset and
+    how many readings it gave (0: dead-lettered or dropped), in offset order."""
+
+    columns: tuple[Sequence, ...]
+    counts: list[int]
+    offsets: list[int]
+
+    def per_message(self, change: Callable[[MessageReadings], MessageReadings | None]) -> RunReadings:
+        """The run with ``change`` applied to each message's readings (None drops the message's readings)."""
+        columns: tuple[list, ...] = tuple([] for _ in self.columns)
+        counts, start = [], 0
+        for count in self.counts:
+            changed = None
+            if count:
+                machine_ids, sensor_ids, kinds, values, units, times, seqs, versions = (
+                    column[start : start + count] for column in self.columns
+                )
+                readings = MessageReadings(
+                    machine_ids[0], times[0], versions[0], sensor_ids, kinds, values, units, seqs
+                )
+                changed = change(readings)
+                start += count
+            if changed is None:
+                counts.append(0)
+                continue
+            for column, values in zip(columns, changed.columns(), strict=True):
+                column.extend(values)
+            counts.append(len(changed.values))
+        return RunReadings(columns, counts, self.offsets)
