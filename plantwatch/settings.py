@@ -153,7 +153,7 @@ class IngestSettings(BaseModel):
     poll_seconds: float = 0.05
     # A checkpoint (the open batches inserted into ClickHouse, then the offsets committed) this often: shorter
     # intervals show rows sooner (bench/latency.py), longer ones make bigger inserts.
-    flush_interval_seconds: float = 0.5
+    flush_interval_seconds: float = 0.25
     # Rows per ClickHouse insert: a partition's batch this big is inserted in the background before the checkpoint.
     insert_rows: int = 100_000
     metrics_port: int = 0  # 0: any free port (registered with the local Prometheus)

@@ -1,16 +1,17 @@
 """A Quix Streams sink that lands readings in the ClickHouse raw table, in columnar inserts.
 
 Each run of messages' readings (``streams.message_batches.RunReadings``) is appended to its partition's open batch,
-as columns.
-Once a batch holds ``insert_rows`` rows it is handed to a background thread that inserts it (columnar, through
-clickhouse-connect) while consumption goes on; at each Quix Streams checkpoint ``flush()`` inserts what is left and
-waits for every insert to be acknowledged, and only then are the offsets committed (at-least-once). The overlap
-matters: half of an insert's time is ClickHouse working, and the consumer loop need not wait for it.
+as columns. Once a batch holds ``insert_rows`` rows it is handed to a background thread that inserts it (columnar,
+through clickhouse-connect) while consumption goes on; at each Quix Streams checkpoint ``flush()`` inserts the open
+batches of all partitions together and waits for every insert to be acknowledged, and only then are the offsets
+committed (at-least-once). The overlap matters: half of an insert's time is ClickHouse working, and the consumer
+loop need not wait for it.
 
 A redelivered batch (the app died after an insert, before the commit) is dropped twice over:
-- every insert carries ``insert_deduplication_token`` = topic/partition/first-last offset, and the raw table keeps
-  a ``non_replicated_deduplication_window``: a retried insert of the same offsets is dropped by ClickHouse (batches
-  are cut at the same offsets again when the same messages are replayed from the same committed offset);
+- every insert carries ``insert_deduplication_token`` = topic/partition/first-last offset of each batch in it, and
+  the raw table keeps a ``non_replicated_deduplication_window``: a retried insert of the same offsets is dropped by
+  ClickHouse (batches are cut at the same offsets again when the same messages are replayed from the same
+  committed offset);
 - a batch cut differently on redelivery still carries readings with the same sort key, which the
   ReplacingMergeTree folds away; the ``readings`` view (``FINAL``) shows them once even before a merge.
 """
@@ -21,7 +22,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import accumulate
+from itertools import accumulate, chain
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -126,15 +127,17 @@ class ClickHouseSink(BatchingSink):
                 return
             batch.extend(value, slice(first_message, last + 1), slice(first_reading, ends[last]))
             del self._batches[(topic, partition)]
-            self._inserts.append(self._inserter.submit(self.write, batch))
+            self._inserts.append(self._inserter.submit(self.write, [batch]))
             first_message, first_reading = last + 1, ends[last]
 
     def flush(self) -> None:
         """Insert the open batches and wait until ClickHouse acknowledged every insert since the last checkpoint."""
         if self._flush_first is not None:
             self._flush_first()
-        self._inserts.extend(self._inserter.submit(self.write, batch) for batch in self._batches.values())
-        self._batches.clear()
+        if self._batches:
+            # One insert for every partition's open batch: a checkpoint waits for one round trip, not one a partition.
+            self._inserts.append(self._inserter.submit(self.write, list(self._batches.values())))
+            self._batches.clear()
         inserts, self._inserts = self._inserts, []
         try:
             for insert in inserts:
@@ -149,16 +152,23 @@ class ClickHouseSink(BatchingSink):
             insert.exception()  # wait; what it carried will be replayed
         self._inserts = []
 
-    def write(self, batch: ColumnBatch) -> None:  # type: ignore[override]
-        if batch.rows:
+    def write(self, batches: list[ColumnBatch]) -> None:  # type: ignore[override]
+        """Insert the batches as one block, deduplicated by the offsets they hold."""
+        rows = sum(batch.rows for batch in batches)
+        if rows:
+            columns = (
+                batches[0].columns
+                if len(batches) == 1
+                else [list(chain(*c)) for c in zip(*(b.columns for b in batches), strict=True)]
+            )
             started = time.perf_counter()
             self._client.insert(
                 self._table,
-                batch.columns,
+                columns,
                 column_names=COLUMN_NAMES,
                 column_type_names=COLUMN_TYPES,
                 column_oriented=True,
-                settings={"insert_deduplication_token": batch.deduplication_token},
+                settings={"insert_deduplication_token": ",".join(b.deduplication_token for b in batches)},
             )
             BATCH_INSERT_SECONDS.observe(time.perf_counter() - started)
-            READINGS_LANDED.inc(batch.rows)
+            READINGS_LANDED.inc(rows)
