@@ -183,6 +183,27 @@ def test_machine_health_and_pipeline_stats(query: Callable[[str], list[tuple]]) 
     assert sum(r[0] for r in hourly) == SECONDS
 
 
+def test_rolling_aggregates_match_the_readings(query: Callable[[str], list[tuple]]) -> None:
+    """Every 1-minute, 5-minute and hour window (rolled up from per-minute states, over incremental runs) has the
+    statistics computed straight from the deduplicated readings."""
+    for seconds, start in ((60, "toStartOfMinute"), (300, "toStartOfFiveMinutes"), (3600, "toStartOfHour")):
+        got = query(
+            "select toDateTime(window_start), reading_count, mean, stddev, min_value, max_value, rate_of_change "
+            "from rolling_aggregates final where machine_id = 'L1-pump01' and sensor_id = 'current' "
+            f"and window_seconds = {seconds} order by window_start"
+        )
+        expected = query(
+            f"select {start}(event_time) as w, count(), avg(value), stddevPop(value), min(value), max(value), "
+            "if(max(event_time) > min(event_time), (argMax(value, event_time) - argMin(value, event_time)) "
+            "/ (dateDiff('millisecond', min(event_time), max(event_time)) / 1000), 0.) "
+            "from readings where machine_id = 'L1-pump01' and sensor_id = 'current' group by w order by w"
+        )
+        assert len(got) == len(expected) > 1, seconds
+        for row, want in zip(got, expected, strict=True):
+            assert row[:2] == want[:2], seconds
+            assert row[2:] == pytest.approx(want[2:], rel=1e-9, abs=1e-9), (seconds, row[0])
+
+
 TABLES = ("int_sensor_windows", "int_sensor_fault_windows", "int_trailing_baselines", "int_machine_window_scores",
           "int_sensor_window_scores", "rolling_aggregates", "pipeline_stats", "alerts", "anomaly_flags",
           "sensor_fault_flags", "machine_health")  # fmt: skip

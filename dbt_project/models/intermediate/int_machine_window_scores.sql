@@ -4,6 +4,7 @@
     engine='ReplacingMergeTree(max_ingested_at)',
     order_by='(machine_id, window_start)',
     partition_by='toYYYYMM(window_start)',
+    indexes=[{'name': 'max_ingested_at_minmax', 'definition': 'max_ingested_at TYPE minmax GRANULARITY 1'}],
 ) }}
 -- One row per complete machine window (every sensor reported): the window means standardised against the machine's
 -- baseline (its commissioning baseline if it has one, the trailing baseline of the block otherwise), Hotelling's

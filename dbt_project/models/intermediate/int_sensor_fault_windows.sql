@@ -4,6 +4,10 @@
     engine='ReplacingMergeTree(max_ingested_at)',
     order_by='(machine_id, sensor_id, window_start)',
     partition_by='toYYYYMM(window_start)',
+    indexes=[
+        {'name': 'max_ingested_at_minmax', 'definition': 'max_ingested_at TYPE minmax GRANULARITY 1'},
+        {'name': 'fault_kind_minmax', 'definition': 'fault_kind TYPE minmax GRANULARITY 1'},
+    ],
 ) }}
 -- One row per machine, sensor and window in which the machine reported (including windows the sensor missed), with
 -- the sensor fault seen there, if any: 'impossible_value' (a reading outside the sensor's physical range),

@@ -4,6 +4,10 @@
     engine='ReplacingMergeTree(max_ingested_at)',
     order_by='(machine_id, sensor_id, window_start)',
     partition_by='toYYYYMM(window_start)',
+    indexes=[
+        {'name': 'spike_score_minmax', 'definition': 'spike_score TYPE minmax GRANULARITY 1'},
+        {'name': 'drift_score_minmax', 'definition': 'drift_score TYPE minmax GRANULARITY 1'},
+    ],
 ) }}
 {%- set context = var('drift_context_windows') -%}
 -- One row per sensor of a scored machine window: the spike score (the largest reading's distance from the window's

@@ -4,6 +4,7 @@
     engine='ReplacingMergeTree(max_ingested_at)',
     order_by='(machine_id, sensor_id, window_start)',
     partition_by='toYYYYMM(window_start)',
+    indexes=[{'name': 'max_ingested_at_minmax', 'definition': 'max_ingested_at TYPE minmax GRANULARITY 1'}],
 ) }}
 -- One row per machine, sensor and detector window (var window_seconds): the window's statistics, including the
 -- spread of the readings around the window's own linear trend (what the spike detector scores).

@@ -7,6 +7,8 @@
 -- A window near a sensor fault (var fault_suppress_seconds) is not flagged: on that sensor for spec_breach and
 -- spike, on the whole machine for drift and multivariate (they read all its sensors). Sensor faults themselves are
 -- in sensor_fault_flags.
+-- The flag conditions are plain comparisons on the score columns (drift_score >= t or <= -t, not abs()), so that
+-- the score tables' minmax indexes skip the granules without a flag: this mart reads little of a long history.
 {%- set window = var('window_seconds') -%}
 {%- set reach = (var('fault_suppress_seconds') / window) | round(0, 'ceil') | int %}
 with
@@ -18,7 +20,8 @@ spec_breaches as (
 sensor_scores as (
     {{ latest_rows_where(
         ref('int_sensor_window_scores'), ['machine_id', 'sensor_id', 'window_start'],
-        'spike_score >= ' ~ var('spike_threshold') ~ ' or abs(drift_score) >= ' ~ var('drift_threshold')
+        'spike_score >= ' ~ var('spike_threshold') ~ ' or drift_score >= ' ~ var('drift_threshold')
+        ~ ' or drift_score <= -' ~ var('drift_threshold')
     ) }}
 ),
 

@@ -8,7 +8,8 @@
 -- Rolling aggregates per machine and sensor over 1-minute, 5-minute and 1-hour windows (window_seconds 60, 300,
 -- 3600): readings, mean, stddev, min, max, and the rate of change (last minus first reading over the time between
 -- them, per second). Computed from the deduplicated readings, not from the per-minute states of the materialized
--- view, which count a redelivered reading twice until the raw table's parts merge. Incremental: each run
+-- view, which count a redelivered reading twice until the raw table's parts merge; in one pass over them, into
+-- per-minute mergeable states that the 5-minute and hour windows combine. Incremental: each run
 -- recomputes, for every machine with newly ingested readings, the windows from its earliest new reading (bounded
 -- by var lateness_seconds) on, each window size from the start of the window holding it.
 with
@@ -29,16 +30,37 @@ in_scope as (
     {{ in_scope('readings', 'changed', align='toStartOfHour') }}
 ),
 
+minutes as (
+    -- One pass over the readings: mergeable states per minute, which the 5-minute and hour windows combine.
+    select
+        machine_id,
+        sensor_id,
+        toStartOfMinute(event_time) as minute_start,
+        any(sensor_kind) as sensor_kind,
+        countState() as count_state,
+        avgState(value) as mean_state,
+        stddevPopState(value) as stddev_state,
+        minState(value) as min_state,
+        maxState(value) as max_state,
+        argMinState(value, event_time) as first_value_state,
+        argMaxState(value, event_time) as last_value_state,
+        minState(event_time) as first_at_state,
+        maxState(event_time) as last_at_state,
+        max(ingested_at) as max_ingested_at
+    from in_scope
+    group by machine_id, sensor_id, minute_start
+),
+
 expanded as (
     select
         *,
         arrayJoin([60, 300, 3600]) as window_seconds,
         multiIf(
-            window_seconds = 60, toStartOfMinute(event_time),
-            window_seconds = 300, toStartOfFiveMinutes(event_time),
-            toStartOfHour(event_time)
+            window_seconds = 60, minute_start,
+            window_seconds = 300, toStartOfFiveMinutes(minute_start),
+            toStartOfHour(minute_start)
         ) as window_start
-    from in_scope
+    from minutes
 ),
 
 merged as (
@@ -48,16 +70,16 @@ merged as (
         window_seconds,
         window_start,
         any(sensor_kind) as sensor_kind,
-        count() as reading_count,
-        avg(value) as mean,
-        stddevPop(value) as stddev,
-        min(value) as min_value,
-        max(value) as max_value,
-        argMin(value, event_time) as first_value,
-        argMax(value, event_time) as last_value,
-        min(event_time) as first_at,
-        max(event_time) as last_at,
-        max(ingested_at) as max_ingested_at
+        countMerge(count_state) as reading_count,
+        avgMerge(mean_state) as mean,
+        stddevPopMerge(stddev_state) as stddev,
+        minMerge(min_state) as min_value,
+        maxMerge(max_state) as max_value,
+        argMinMerge(first_value_state) as first_value,
+        argMaxMerge(last_value_state) as last_value,
+        minMerge(first_at_state) as first_at,
+        maxMerge(last_at_state) as last_at,
+        max(max_ingested_at) as max_ingested_at
     from expanded
     group by machine_id, sensor_id, window_seconds, window_start
 ),
