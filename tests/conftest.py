@@ -63,3 +63,18 @@ def isolated(stack: Stack, settings: Settings, kafka_admin: AdminClient) -> Iter
     yield mine
     kafka_admin.delete_topics([kafka.readings_topic, kafka.dead_letter_topic])
     warehouse.client(mine, database="default").command(f"DROP DATABASE IF EXISTS {clickhouse.database}")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The drills' counts (produced, landed, duplicates, dead-lettered) at the end of every run, CI's included."""
+    lines = [
+        str(value)
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        for name, value in getattr(report, "user_properties", [])
+        if name.startswith("drill_")
+    ]
+    if lines:
+        terminalreporter.section("drill counts")
+        for line in lines:
+            terminalreporter.write_line(line)
