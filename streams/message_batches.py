@@ -31,8 +31,9 @@ from typing import Any, NamedTuple
 
 from confluent_kafka import Message, TopicPartition
 from quixstreams import Application
+from quixstreams.exceptions import PartitionAssignmentError
 from quixstreams.internal_consumer import InternalConsumer
-from quixstreams.kafka.consumer import raise_for_msg_error
+from quixstreams.kafka.exceptions import KafkaConsumerException
 from quixstreams.models import MessageContext, Row
 
 from plantwatch.reading import MessageReadings
@@ -68,15 +69,21 @@ class MessageRunConsumer(InternalConsumer):
         return Row(value=run, key=None, timestamp=last.timestamp()[1], context=context, headers=None)
 
     def _consumed(self, timeout: float | None) -> list[Message]:
-        """The next messages, errors handled as Quix Streams does (``on_consumer_error`` may suppress them)."""
-        messages = self.consume(num_messages=self._max_messages, timeout=timeout)
+        """The next messages. Errors go to ``on_consumer_error`` and are skipped, as in Quix Streams' own poll:
+        librdkafka reports a broker going away as an error event and recovers by itself."""
+        try:
+            messages = self.consume(num_messages=self._max_messages, timeout=timeout)
+        except PartitionAssignmentError:
+            raise
+        except Exception as exc:
+            self._on_error(exc, None, logger)
+            return []
         valid = []
         for message in messages:
-            try:
-                valid.append(raise_for_msg_error(message))
-            except Exception as exc:
-                if not self._on_error(exc, message, logger):
-                    raise
+            if message.error() is None:
+                valid.append(message)
+            else:
+                self._on_error(KafkaConsumerException(error=message.error()), message, logger)
         return valid
 
     def trigger_backpressure(self, offsets_to_seek: dict[tuple[str, int], int], resume_after: float) -> None:
