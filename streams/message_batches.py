@@ -12,7 +12,8 @@ checkpoints, sinks, rebalancing, backpressure. Two things need the run's first o
 - when a sink asks for backpressure, the checkpoint seeks each partition back to the first offset it processed,
   which for a run would be its last message: ``trigger_backpressure`` seeks to the first message of the first run
   handed out since the last commit instead;
-- runs not yet handed out are dropped when partitions are paused and sought back.
+- runs consumed but not handed out yet are dropped when partitions are paused, and their partitions sought back
+  to them too.
 Runs are cut from one ``consume()`` and handed out before the next one, and librdkafka serves rebalance callbacks
 only inside ``consume()``: no run outlives its partition's assignment.
 
@@ -87,8 +88,13 @@ class MessageRunConsumer(InternalConsumer):
         return valid
 
     def trigger_backpressure(self, offsets_to_seek: dict[tuple[str, int], int], resume_after: float) -> None:
-        self._runs.clear()
+        """Seek back to the first message of each partition's first run since the last commit, and to the first
+        message of each run consumed but not handed out yet, which is dropped (its partition may have had no run in
+        this checkpoint, and librdkafka's position is past it)."""
         seek = {tp: self._checkpoint_starts.get(tp, offset) for tp, offset in offsets_to_seek.items()}
+        for run in self._runs:
+            seek.setdefault(_partition(run[0]), run[0].offset())
+        self._runs.clear()
         self._checkpoint_starts.clear()
         super().trigger_backpressure(seek, resume_after)
 

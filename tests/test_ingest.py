@@ -21,6 +21,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
+from quixstreams.models import Row
 
 from plantwatch import warehouse
 from plantwatch.metrics import free_port
@@ -28,6 +29,7 @@ from plantwatch.reading import MessageReadings, encode
 from plantwatch.settings import PROJECT_ROOT, Settings
 from streams import dead_letter
 from streams.clickhouse_sink import ClickHouseSink
+from streams.message_batches import MessageRunApplication
 
 SENSORS = [("temp", "temperature", "C"), ("vib", "vibration", "mm/s"), ("amps", "current", "A")] + [
     (f"t{i}", "temperature", "C") for i in range(5)
@@ -310,6 +312,49 @@ def test_replay_cut_differently_shows_once_in_the_view(isolated: Settings, inges
     wait_for("the replay's commit", lambda: committed(isolated, group) == ends)
     assert second.stop() == 0
     assert query(isolated, f"SELECT count(), uniqExact(machine_id, sensor_id, seq) FROM {view}") == [(320, 320)]
+
+
+def test_backpressure_replays_every_run_not_yet_committed(isolated: Settings, tmp_path: Path) -> None:
+    """On backpressure the run consumer seeks each partition back to what it has not had committed: the first
+    message of its first run handed out, and the runs consumed but not handed out yet (another partition's)."""
+    topic = isolated.kafka.readings_topic
+    producer = Producer(isolated.kafka.client_config())
+    for partition in (0, 1):
+        for n in range(20):
+            producer.produce(topic, good_messages(1, start=n)[0][1], partition=partition)
+    assert producer.flush(30) == 0
+    app = MessageRunApplication(
+        max_messages=1_000,
+        broker_address=isolated.kafka.bootstrap_servers,
+        consumer_group=f"runs-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        use_changelog_topics=False,
+        state_dir=tmp_path / "state",
+    )
+    consumer = app._consumer  # the app's own consumer, driven by hand as the app's loop would
+    consumer.subscribe([app.topic(topic, value_deserializer="bytes")])
+
+    def next_row() -> Row:
+        deadline = time.monotonic() + 30
+        while (row := consumer.poll_row(timeout=2.0)) is None:
+            assert time.monotonic() < deadline, "no messages"
+        return row
+
+    def offsets(row: Row) -> tuple[int, list[int]]:
+        return row.partition, [message.offset() for message in row.value]
+
+    try:
+        first = next_row()
+        assert len(consumer._runs) == 1, "both partitions' messages come in one consume()"
+        partition, handed_out = offsets(first)
+        assert handed_out == list(range(20))
+        # The checkpoint processed the first run (it stores the run's last offset) and is backpressured.
+        consumer.trigger_backpressure({(topic, partition): handed_out[-1]}, resume_after=0)
+        consumer.resume_backpressured()
+        replayed = dict(offsets(next_row()) for _ in range(2))
+        assert replayed == {0: list(range(20)), 1: list(range(20))}
+    finally:
+        consumer.close()
 
 
 def test_two_processes_share_the_partitions(isolated: Settings, ingests: Callable[..., Ingest]) -> None:
