@@ -198,7 +198,7 @@ def test_rolling_aggregates_match_the_readings(query: Callable[[str], list[tuple
             "/ (dateDiff('millisecond', min(event_time), max(event_time)) / 1000), 0.) "
             "from readings where machine_id = 'L1-pump01' and sensor_id = 'current' group by w order by w"
         )
-        assert len(got) == len(expected) > 1, seconds
+        assert len(got) == len(expected) >= 1, seconds
         for row, want in zip(got, expected, strict=True):
             assert row[:2] == want[:2], seconds
             assert row[2:] == pytest.approx(want[2:], rel=1e-9, abs=1e-9), (seconds, row[0])

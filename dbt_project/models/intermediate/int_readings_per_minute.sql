@@ -23,14 +23,7 @@ per_minute as (
         toStartOfMinute(event_time) as minute,
         anyState(toString(sensor_kind)) as sensor_kind_state,
         uniqExactState(seq) as readings_state,
-        avgState(value) as mean_state,
-        stddevPopState(value) as stddev_state,
-        minState(value) as min_state,
-        maxState(value) as max_state,
-        argMinState(value, event_time) as first_value_state,
-        argMaxState(value, event_time) as last_value_state,
-        minState(event_time) as first_at_state,
-        maxState(event_time) as last_at_state,
+        {{ reading_states() }},
         maxState(ingested_at) as max_ingested_at_state
     from readings
     group by machine_id, sensor_id, minute

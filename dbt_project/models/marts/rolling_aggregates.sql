@@ -38,14 +38,7 @@ minutes as (
         toStartOfMinute(event_time) as minute_start,
         any(sensor_kind) as sensor_kind,
         countState() as count_state,
-        avgState(value) as mean_state,
-        stddevPopState(value) as stddev_state,
-        minState(value) as min_state,
-        maxState(value) as max_state,
-        argMinState(value, event_time) as first_value_state,
-        argMaxState(value, event_time) as last_value_state,
-        minState(event_time) as first_at_state,
-        maxState(event_time) as last_at_state,
+        {{ reading_states() }},
         max(ingested_at) as max_ingested_at
     from in_scope
     group by machine_id, sensor_id, minute_start
