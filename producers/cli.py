@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -33,10 +33,13 @@ def _metrics(enabled: bool, port: int | None, host: str = "127.0.0.1") -> None:
         console.print(f"[dim]metrics on http://{host}:{port}/metrics[/]")
 
 
-def _exit_on_sigterm() -> None:
-    """Turn SIGTERM (Kubernetes stopping the pod) into SystemExit, so the logger writes its last block, tries to
-    deliver the rest and saves its cursor on the way out."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+def _stop_on_sigterm() -> threading.Event:
+    """SIGTERM (Kubernetes stopping the pod) sets the returned event: the simulation stops between two messages and
+    the logger writes its last block, delivers the rest and saves its cursor. (Raising SystemExit from the handler
+    could interrupt the logger's delivery bookkeeping, leaving it waiting for an acknowledgement it had counted.)"""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
 
 
 def _time_ms(text: str) -> int:
@@ -64,14 +67,14 @@ def produce(
     Without --rate the plant runs in real time; without --duration or --count it runs until stopped."""
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    _exit_on_sigterm()
+    stop = _stop_on_sigterm()
     _metrics(metrics, metrics_port, metrics_host)
     the_plant = load_plant(plant or settings.producer.plant_file)
     scenario = NO_FAULTS if no_faults else load_scenario(faults or settings.producer.scenario_file)
     try:
         result = run_simulation(
             settings, the_plant, scenario, seed=seed, start_ms=_time_ms(start) if start else None,
-            duration_s=duration, count=count, rate=rate, archive=not no_archive, run_id=run_id,
+            duration_s=duration, count=count, rate=rate, archive=not no_archive, run_id=run_id, stop=stop,
         )  # fmt: skip
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
@@ -85,6 +88,8 @@ def produce(
     if not result.delivered:
         console.print("[yellow]not all delivered yet:[/] the archive keeps the rest for the next run")
         raise typer.Exit(1)
+    if stop.is_set():
+        raise typer.Exit(143)  # stopped by SIGTERM, with everything delivered
 
 
 def _kinds(pairs: list[str]) -> dict[str, SensorKind]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -127,11 +128,13 @@ def run_simulation(
     archive: bool = True,
     run_id: str | None = None,
     flush_timeout: float = 60.0,
+    stop: threading.Event | None = None,
 ) -> RunResult:
     """Simulate and publish: labels first, then every reading through the SDK logger.
 
     ``rate`` is wall-clock readings per second: None for real time (the plant's own sample rate), 0 for as fast as
-    possible. Stops after ``duration_s`` of simulated time or ``count`` readings (or never, without either).
+    possible. Stops after ``duration_s`` of simulated time or ``count`` readings (or never, without either), or
+    once ``stop`` is set (a SIGTERM: the logger is then closed between two messages, never inside its bookkeeping).
     """
     sim = Simulation(plant, scenario, seed, start_ms)
     run_id = run_id or f"sim-{seed}-{sim.start_ms}"
@@ -147,6 +150,8 @@ def run_simulation(
     try:
         last_ts = None
         for machine_id, ts, readings in sim.messages(ticks):
+            if stop is not None and stop.is_set():
+                break
             if len(readings) >= limit - logger.stats.readings:
                 logger.log(machine_id, ts, readings[: int(limit - logger.stats.readings)])
                 break

@@ -37,6 +37,9 @@ Enrich = Callable[[MessageReadings], MessageReadings | None]
 
 def make_app(settings: Settings) -> MessageRunApplication:
     kafka, ingest = settings.kafka, settings.ingest
+    # Quix Streams makes <state_dir>/<group> unless it exists: two replicas starting together on one disk raced
+    # (FileExistsError). The app keeps no state there.
+    (settings.state_dir / "quixstreams" / ingest.consumer_group).mkdir(parents=True, exist_ok=True)
     return MessageRunApplication(
         max_messages=ingest.poll_messages,
         consumer_poll_timeout=ingest.poll_seconds,
