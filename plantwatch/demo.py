@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -60,7 +60,7 @@ def demo_settings(settings: Settings) -> Settings:
 
 
 def reset(settings: Settings) -> None:
-    """Fresh topics and database for this run (the demo's own, never the configured ones)."""
+    """Fresh topics, consumer group and database for this run (the demo's own, never the configured ones)."""
     admin = AdminClient(settings.kafka.client_config())
     topics = [settings.kafka.readings_topic, settings.kafka.dead_letter_topic]
     existing = set(admin.list_topics(timeout=10).topics)
@@ -76,6 +76,14 @@ def reset(settings: Settings) -> None:
         except KafkaException:  # a delete that has not settled yet: wait and try once more
             time.sleep(2)
             admin.create_topics([new])[topic].result(timeout=30)
+    # The group's offsets outlive the topics: a rerun (the same seed, so the same message counts) would find
+    # them at the new topics' ends and read nothing.
+    group = settings.ingest.consumer_group
+    try:
+        admin.delete_consumer_groups([group])[group].result(timeout=30)
+    except KafkaException as exc:
+        if exc.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
+            raise
     admin_ch = warehouse.client(settings, database="default")
     admin_ch.command(f"DROP DATABASE IF EXISTS {settings.clickhouse.database}")
     warehouse.migrate(settings)
