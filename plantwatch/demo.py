@@ -32,6 +32,7 @@ from plantwatch.transform import transform
 from producers.faults import load_scenario
 from producers.plant import load_plant
 from producers.simulator import RunResult, run_simulation
+from streams.ingest import transient
 
 DEMO_SUFFIX = "demo"
 
@@ -78,15 +79,25 @@ def reset(settings: Settings) -> None:
             admin.create_topics([new])[topic].result(timeout=30)
     # The group's offsets outlive the topics: a rerun (the same seed, so the same message counts) would find
     # them at the new topics' ends and read nothing.
-    group = settings.ingest.consumer_group
-    try:
-        admin.delete_consumer_groups([group])[group].result(timeout=30)
-    except KafkaException as exc:
-        if exc.args[0].code() != KafkaError.GROUP_ID_NOT_FOUND:
-            raise
+    delete_consumer_group(admin, settings.ingest.consumer_group)
     admin_ch = warehouse.client(settings, database="default")
     admin_ch.command(f"DROP DATABASE IF EXISTS {settings.clickhouse.database}")
     warehouse.migrate(settings)
+
+
+def delete_consumer_group(admin: AdminClient, group: str, timeout: float = 60.0) -> None:
+    """Delete `group` if it exists; a coordinator still loading (a broker just started) is waited for."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.delete_consumer_groups([group])[group].result(timeout=30)
+            return
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
+                return
+            if not transient(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def wait_landed(settings: Settings, expected: int, timeout: float, progress: Progress, task: object) -> int:
