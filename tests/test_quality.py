@@ -199,6 +199,19 @@ def prometheus_value(settings: Settings, query: str) -> list[dict]:
         return orjson.loads(response.read())["data"]["result"]
 
 
+def metrics_port(process: subprocess.Popen[str]) -> int:
+    """The port a `--watch` command announces it serves /metrics on (its first lines; a library may warn first)."""
+    assert process.stdout is not None
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if found := re.search(r"127\.0\.0\.1:(\d+)/metrics", line):
+            return int(found.group(1))
+        if len(seen) >= 20:
+            break
+    raise AssertionError(f"no /metrics address in the first lines: {seen}")
+
+
 def test_watch_mode_serves_results_that_prometheus_scrapes(good: Settings) -> None:
     """`plantwatch check --watch` keeps checking, serves /metrics and registers it with the local Prometheus."""
     insert(good, [["L1-pump01", "temp", "temperature", 61.0, "C", datetime.now(UTC) + timedelta(days=1), 10**6, 1]])
@@ -212,8 +225,7 @@ def test_watch_mode_serves_results_that_prometheus_scrapes(good: Settings) -> No
     cli = [Path(sys.executable).parent / "plantwatch", "check", "--watch", "--suite", RAW]
     watcher = subprocess.Popen(cli, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        first_line = watcher.stdout.readline() if watcher.stdout else ""
-        port = int(re.search(r"127\.0\.0\.1:(\d+)/metrics", first_line).group(1))  # type: ignore[union-attr]
+        port = metrics_port(watcher)
         db = good.clickhouse.database
         labels = f'database="{db}",expectation="readings_not_in_future",suite="readings"'
         deadline = time.monotonic() + 60
