@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 from quixstreams.models import Row
@@ -29,6 +29,7 @@ from plantwatch.reading import MessageReadings, encode
 from plantwatch.settings import PROJECT_ROOT, Settings
 from streams import dead_letter
 from streams.clickhouse_sink import ClickHouseSink
+from streams.ingest import transient
 from streams.message_batches import MessageRunApplication
 
 SENSORS = [("temp", "temperature", "C"), ("vib", "vibration", "mm/s"), ("amps", "current", "A")] + [
@@ -379,9 +380,14 @@ def test_two_processes_share_the_partitions(isolated: Settings, ingests: Callabl
 
 
 def assigned(settings: Settings, group: str) -> int:
-    """How many partitions the group's members hold now."""
+    """How many partitions the group's members hold now (none while its coordinator is still loading)."""
     admin = AdminClient(settings.kafka.client_config())
-    description = admin.describe_consumer_groups([group])[group].result(10)
+    try:
+        description = admin.describe_consumer_groups([group])[group].result(10)
+    except KafkaException as exc:
+        if not transient(exc):
+            raise
+        return 0
     return sum(len(member.assignment.topic_partitions) for member in description.members)
 
 
