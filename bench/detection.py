@@ -43,16 +43,6 @@ from producers.simulator import Simulation, run_simulation, ticks_for
 GOALS = "goals: episode recall 1.0, F1 >= 0.9, median delay <= 30 s, no sensor fault raised as a machine anomaly"
 
 
-def isolated(base: Settings) -> Settings:
-    suffix = uuid.uuid4().hex[:8]
-    kafka = base.kafka.model_copy(
-        update={"readings_topic": f"bench.{suffix}.readings", "dead_letter_topic": f"bench.{suffix}.dlq"}
-    )
-    clickhouse = base.clickhouse.model_copy(update={"database": f"bench_detection_{suffix}", "roles": False})
-    ingest = base.ingest.model_copy(update={"consumer_group": f"bench-detection-{suffix}"})
-    return base.model_copy(update={"kafka": kafka, "clickhouse": clickhouse, "ingest": ingest})
-
-
 def shifted(scenario: Scenario, seconds: float) -> Scenario:
     faults = [f.model_copy(update={"start_s": f.start_s + seconds}) for f in scenario.faults]
     return Scenario(name=f"{scenario.name}+{seconds:g}s", faults=faults)
@@ -181,7 +171,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database and topics")
     args = parser.parse_args()
 
-    settings = isolated(get_settings())
+    settings = get_settings().scoped(f"bench.detection.{uuid.uuid4().hex[:8]}")
     admin = AdminClient(settings.kafka.client_config())
     topics = [settings.kafka.readings_topic, settings.kafka.dead_letter_topic]
     for future in admin.create_topics([NewTopic(t, num_partitions=settings.kafka.partitions) for t in topics]).values():

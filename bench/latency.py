@@ -78,17 +78,6 @@ def spec_fault_values(plant: Plant) -> dict[str, float]:
     return {m.id: limits[m.type] for m in plant.machines}
 
 
-def own_settings(shared: Settings) -> Settings:
-    suffix = uuid.uuid4().hex[:8]
-    kafka = shared.kafka.model_copy(
-        update={"readings_topic": f"bench.latency.{suffix}", "dead_letter_topic": f"bench.latency.{suffix}.dlq"}
-    )
-    # The component users are granted on the configured databases only: this throwaway one is used as the admin.
-    clickhouse = shared.clickhouse.model_copy(update={"database": f"bench_latency_{suffix}", "roles": False})
-    ingest = shared.ingest.model_copy(update={"consumer_group": f"bench-latency-{suffix}"})
-    return shared.model_copy(update={"kafka": kafka, "clickhouse": clickhouse, "ingest": ingest})
-
-
 def produce(settings: Settings, plant: Plant, run: Run, rate: float, seconds: float) -> None:
     """The plant's readings at `rate`, stamped with their production time; faults on schedule."""
     values = spec_fault_values(plant)
@@ -165,7 +154,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10_000, help="readings per second")
     parser.add_argument("--seconds", type=float, default=120, help="how long to produce")
     args = parser.parse_args()
-    settings = own_settings(get_settings())
+    settings = get_settings().scoped(f"bench.latency.{uuid.uuid4().hex[:8]}")
     plant = load_plant(settings.producer.plant_file)
     admin = AdminClient(settings.kafka.client_config())
     topics = [settings.kafka.readings_topic, settings.kafka.dead_letter_topic]

@@ -72,10 +72,7 @@ def main() -> None:
     args = parser.parse_args()
 
     base = get_settings()
-    db = f"bench_transform_{uuid.uuid4().hex[:8]}"
-    settings = base.model_copy(
-        update={"clickhouse": base.clickhouse.model_copy(update={"database": db, "roles": False})}
-    )
+    settings = base.scoped(f"bench.transform.{uuid.uuid4().hex[:8]}")
     warehouse.migrate(settings)
     transformer = Transformer(settings)
     try:
@@ -105,7 +102,8 @@ def main() -> None:
         print(f"goal incremental <= 3 s: {'met' if incremental.seconds <= 3 else 'NOT met'}")
     finally:
         if not args.keep:
-            warehouse.client(settings, database="default").command(f"DROP DATABASE IF EXISTS {db}")
+            database = settings.clickhouse.database
+            warehouse.client(settings, database="default").command(f"DROP DATABASE IF EXISTS {database}")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from producers.plant import load_plant
 from producers.simulator import RunResult, run_simulation
 from streams.ingest import transient
 
-DEMO_SUFFIX = "demo"
+DEMO_SCOPE = "plantwatch.demo"  # the demo's topics and consumer group; its database is the second managed one
 
 
 @dataclass
@@ -45,19 +45,6 @@ class DemoResult:
     firing: list[str]
     detected: list[tuple[str, str, str, bool]]  # (machine, fault kind, alert kinds, detected)
     report: Path
-
-
-def demo_settings(settings: Settings) -> Settings:
-    """The demo's own topics, consumer group and database, so it never mixes with real data."""
-    kafka = settings.kafka.model_copy(
-        update={
-            "readings_topic": f"plantwatch.{DEMO_SUFFIX}.readings",
-            "dead_letter_topic": f"plantwatch.{DEMO_SUFFIX}.readings.dlq",
-        }
-    )
-    clickhouse = settings.clickhouse.model_copy(update={"database": settings.clickhouse.managed_databases[1]})
-    ingest = settings.ingest.model_copy(update={"consumer_group": f"plantwatch-{DEMO_SUFFIX}-ingest"})
-    return settings.model_copy(update={"kafka": kafka, "clickhouse": clickhouse, "ingest": ingest})
 
 
 def reset(settings: Settings) -> None:
@@ -130,7 +117,7 @@ def detection_table(settings: Settings, run: RunResult) -> list[tuple[str, str, 
 
 
 def run_demo(settings: Settings, console: Console, minutes: float = 6.0, seed: int = 7) -> DemoResult:
-    settings = demo_settings(settings)
+    settings = settings.scoped(DEMO_SCOPE, database=settings.clickhouse.managed_databases[1])
     progress = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(), console=console,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -199,6 +200,22 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml_file = Path(os.environ.get("PLANTWATCH_CONFIG", "plantwatch.toml"))
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+
+    def scoped(self, name: str, database: str | None = None) -> Settings:
+        """These settings with topics, a consumer group and a database of their own (a test's, a benchmark's, the
+        demo's), so that run never mixes with real data.
+
+        The database is `name` made an identifier unless given. The component users are granted on the managed
+        databases only (plantwatch/sql/access.yaml), so anywhere else the admin user does everything (roles off).
+        """
+        database = database or re.sub(r"\W", "_", name)
+        kafka = self.kafka.model_copy(
+            update={"readings_topic": f"{name}.readings", "dead_letter_topic": f"{name}.readings.dlq"}
+        )
+        roles = self.clickhouse.roles and database in self.clickhouse.managed_databases
+        clickhouse = self.clickhouse.model_copy(update={"database": database, "roles": roles})
+        ingest = self.ingest.model_copy(update={"consumer_group": f"{name}.ingest"})
+        return self.model_copy(update={"kafka": kafka, "clickhouse": clickhouse, "ingest": ingest})
 
 
 def environment(settings: BaseModel) -> dict[str, str]:

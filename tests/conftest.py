@@ -48,16 +48,8 @@ def create_topics(admin: AdminClient, names: list[str], partitions: int) -> None
 @pytest.fixture
 def isolated(stack: Stack, settings: Settings, kafka_admin: AdminClient) -> Iterator[Settings]:
     """Settings whose topics and database belong to this test alone (created, migrated, dropped after)."""
-    suffix = uuid.uuid4().hex[:10]
-    kafka = settings.kafka.model_copy(
-        update={
-            "readings_topic": f"test.{suffix}.readings",
-            "dead_letter_topic": f"test.{suffix}.dlq",
-        }
-    )
-    # roles off: the component users are granted on the configured databases only (tests/test_security.py)
-    clickhouse = settings.clickhouse.model_copy(update={"database": f"test_{suffix}", "roles": False})
-    mine = settings.model_copy(update={"kafka": kafka, "clickhouse": clickhouse})
+    mine = settings.scoped(f"test.{uuid.uuid4().hex[:10]}")
+    kafka, clickhouse = mine.kafka, mine.clickhouse
     create_topics(kafka_admin, [kafka.readings_topic, kafka.dead_letter_topic], settings.kafka.partitions)
     warehouse.migrate(mine)
     yield mine

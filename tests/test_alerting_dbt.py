@@ -53,21 +53,19 @@ def columns(machine: str, end: datetime, seed: int) -> list[list[object]]:
 
 @pytest.fixture(scope="module")
 def built(stack: Stack, settings: Settings) -> Iterator[Settings]:
-    db = f"test_al_{uuid.uuid4().hex[:10]}"
-    # A database of its own, which the component users are not granted on: everything connects as the admin.
-    ch = settings.clickhouse.model_copy(update={"database": db, "roles": False})
-    mine = settings.model_copy(update={"clickhouse": ch})
+    mine = settings.scoped(f"test.al.{uuid.uuid4().hex[:10]}")
     try:
         warehouse.migrate(mine)
         client = warehouse.client(mine)
         end = datetime.now(UTC).replace(microsecond=0)
         for seed, machine in enumerate((HEALTHY, OVERLOADED, STUCK)):
             cols = columns(machine, end, seed)
-            client.insert(ch.raw_readings_table, cols, column_names=list(COLUMN_NAMES), column_oriented=True)
+            raw = mine.clickhouse.raw_readings_table
+            client.insert(raw, cols, column_names=list(COLUMN_NAMES), column_oriented=True)
         transform(mine)
         yield mine
     finally:
-        warehouse.client(mine, database="default").command(f"DROP DATABASE IF EXISTS {db}")
+        warehouse.client(mine, database="default").command(f"DROP DATABASE IF EXISTS {mine.clickhouse.database}")
 
 
 @pytest.fixture(scope="module")

@@ -169,18 +169,13 @@ def drill(
     """Fresh topics, consumer group and state folder for one drill, and the private stack's database made anew
     (migrated and built by dbt, so the materialized views see every insert). Components connect as their own
     least-privileged users, granted on that database; their passwords are handed to the drill's processes."""
-    suffix = uuid.uuid4().hex[:8]
+    scoped = private.scoped(f"drill.{uuid.uuid4().hex[:8]}", database=private.clickhouse.database)
     passwords = {f"{role}_password": role_credentials(private, role)[1] for role in ROLES}
-    settings = private.model_copy(
+    settings = scoped.model_copy(
         update={
             "state_dir": tmp_path / "state",
-            "kafka": private.kafka.model_copy(
-                update={"readings_topic": f"drill.{suffix}.readings", "dead_letter_topic": f"drill.{suffix}.dlq"}
-            ),
-            "clickhouse": private.clickhouse.model_copy(update=passwords),
-            "ingest": private.ingest.model_copy(
-                update={"consumer_group": f"drill-{suffix}", "session_timeout_ms": 6000, "lag_report_ms": 500}
-            ),
+            "clickhouse": scoped.clickhouse.model_copy(update=passwords),
+            "ingest": scoped.ingest.model_copy(update={"session_timeout_ms": 6000, "lag_report_ms": 500}),
         }
     )
     create_topics(
