@@ -57,3 +57,18 @@ def test_environment_round_trips_settings_to_a_child_process(monkeypatch) -> Non
     for name, value in environment(custom).items():
         monkeypatch.setenv(name, value)
     assert Settings() == custom
+
+
+def test_scoped_settings_share_no_topic_group_or_database() -> None:
+    base = Settings()
+    bench = base.scoped("bench.latency.ab12")
+    assert (bench.kafka.readings_topic, bench.kafka.dead_letter_topic) == (
+        "bench.latency.ab12.readings",
+        "bench.latency.ab12.readings.dlq",
+    )
+    assert bench.ingest.consumer_group == "bench.latency.ab12.ingest" != base.ingest.consumer_group
+    assert bench.clickhouse.database == "bench_latency_ab12"
+    assert not bench.clickhouse.roles  # the component users hold no grants there
+    demo = base.scoped("plantwatch.demo", database=base.clickhouse.managed_databases[1])
+    assert demo.clickhouse.database == "plantwatch_demo" and demo.clickhouse.roles
+    assert base.kafka.readings_topic == "plantwatch.readings" and base.clickhouse.database == "plantwatch"
