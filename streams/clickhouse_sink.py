@@ -96,7 +96,15 @@ class ClickHouseSink(BatchingSink):
 
     def setup(self) -> None:
         """Connect (failing fast when ClickHouse is unreachable) as the ingest user: INSERT on the raw table only."""
-        self._client = warehouse.client(self._settings, role="ingest", compress=False)
+        self._client = warehouse.client(
+            self._settings,
+            role="ingest",
+            compress=False,
+            send_receive_timeout=self._settings.ingest.insert_timeout_seconds,
+            # No HTTP session: an insert abandoned on timeout would keep the session locked on the server, and the
+            # replay would fail with SESSION_IS_LOCKED instead of landing.
+            autogenerate_session_id=False,
+        )
 
     def add(
         self,

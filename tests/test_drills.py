@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+import psutil
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
@@ -233,6 +234,25 @@ def test_clickhouse_stopped_for_20s(drill: Drill) -> None:
           f"{retries} paused retries")  # fmt: skip
     assert retries >= 2, "the ingest should have paused and retried more than once in 20 s"
     assert peak_mib < before_mib + 200, "the ingest's memory grew while ClickHouse was away"
+
+
+def test_clickhouse_hung_for_10s(drill: Drill) -> None:
+    """ClickHouse frozen (SIGSTOP) rather than gone: an insert with no answer times out and is replayed, once."""
+    ingest = drill.ingest(insert_timeout_seconds=2)
+    run = drill.simulate(RATE * 20)
+    drill.wait_landed(1)
+    [clickhouse] = drill.service("clickhouse").status()
+    server = psutil.Process(clickhouse.pid)
+    server.suspend()
+    try:
+        time.sleep(10)
+        assert ingest.alive, ingest.log_text()[-2000:]
+    finally:
+        server.resume()
+    result = run.result()
+    assert result.delivered
+    drill.finish(result.readings)
+    assert "Backpressure" in ingest.log_text(), "an insert should have timed out while ClickHouse was frozen"
 
 
 def test_ingest_killed_mid_batch(drill: Drill) -> None:
