@@ -13,7 +13,6 @@ duplicates can be seen downstream. A row in ClickHouse is one reading (see ``COL
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -202,8 +201,7 @@ def _spread(values: Sequence, counts: list[int]) -> list:
 class _WireReading(msgspec.Struct, gc=False):
     sensor_id: str
     kind: str
-    # A JSON integer is taken too, as a float; the bounds refuse what overflows a double (1e999 parses as inf).
-    value: Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+    value: float  # a JSON integer is taken too, as a float
     unit: str
     seq: Annotated[int, msgspec.Meta(ge=0)]
 
@@ -219,16 +217,15 @@ class _WireMessage(msgspec.Struct, gc=False):
 
 _decode_wire = msgspec.json.Decoder(_WireMessage).decode
 _MESSAGE_ATTRS = attrgetter("v", "machine_id", "ts", "readings")
-_READING_ATTRS = tuple(map(attrgetter, ("sensor_id", "kind", "value", "unit", "seq")))
+_READING_ATTRS = attrgetter("sensor_id", "kind", "value", "unit", "seq")
 
 
 def _cleared_messages(raws: Sequence[bytes]) -> DecodedMessages | None:
     """The run's columns if every message clears the checks decode_columns makes; None otherwise.
 
-    msgspec checks the structure, types and ranges (finite values too) while it parses each message (on its own:
-    never joined into one JSON array, which would let a message's bytes complete its neighbour's); what is left is
-    checked a whole column at a time: versions, identifiers and units among those already matched against their
-    patterns.
+    msgspec checks the structure and types while it parses each message (on its own: never joined into one JSON
+    array, which would let a message's bytes complete its neighbour's); what is left is checked a whole column at a
+    time: versions, finite values, identifiers and units among those already matched against their patterns.
     """
     if not raws or max(map(len, raws)) > MAX_MESSAGE_BYTES:
         return None
@@ -240,8 +237,9 @@ def _cleared_messages(raws: Sequence[bytes]) -> DecodedMessages | None:
     if not SUPPORTED_VERSIONS.issuperset(versions) or not _KNOWN_IDENTIFIERS.issuperset(machine_ids):
         return None
     counts = list(map(len, items))
-    readings = list(chain.from_iterable(items))
-    sensor_ids, kinds, values, units, seqs = (list(map(field, readings)) for field in _READING_ATTRS)
+    sensor_ids, kinds, values, units, seqs = zip(*map(_READING_ATTRS, chain.from_iterable(items)), strict=True)
+    if not all(map(isfinite, values)):
+        return None
     if not (
         _KNOWN_IDENTIFIERS.issuperset(sensor_ids)
         and _KNOWN_IDENTIFIERS.issuperset(kinds)
