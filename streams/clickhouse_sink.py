@@ -18,6 +18,7 @@ A redelivered batch (the app died after an insert, before the commit) is dropped
 
 from __future__ import annotations
 
+import logging
 import time
 from bisect import bisect_left
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from itertools import accumulate, chain
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import OperationalError
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from quixstreams.models import HeadersTuples
 from quixstreams.sinks import BatchingSink, SinkBackpressureError
 from quixstreams.sinks.base import SinkBatch
@@ -37,8 +38,15 @@ from plantwatch.settings import Settings
 from streams.message_batches import RunReadings
 from streams.metrics import BATCH_INSERT_SECONDS, MESSAGES_CONSUMED, READINGS_LANDED
 
+logger = logging.getLogger(__name__)
 COLUMN_TYPES = [c.clickhouse_type for c in COLUMNS]
 RETRY_AFTER_SECONDS = 5.0
+# ClickHouse up but pushing back, or unsure whether an insert landed: worth a pause and a replay, like an outage.
+# Anything else (access denied, a missing table or column) is a configuration error, and stops the app.
+RETRYABLE_SERVER_ERRORS = frozenset({
+    "TOO_MANY_PARTS", "MEMORY_LIMIT_EXCEEDED", "TOO_MANY_SIMULTANEOUS_QUERIES", "TIMEOUT_EXCEEDED", "SOCKET_TIMEOUT",
+    "NETWORK_ERROR", "TABLE_IS_READ_ONLY", "UNKNOWN_STATUS_OF_INSERT", "SESSION_IS_LOCKED",
+})  # fmt: skip
 
 
 class ColumnBatch(SinkBatch):
@@ -150,8 +158,12 @@ class ClickHouseSink(BatchingSink):
         try:
             for insert in inserts:
                 insert.result()
-        except OperationalError as exc:
-            # ClickHouse unreachable: Quix Streams pauses, seeks back to the last commit and replays.
+        except DatabaseError as exc:
+            # ClickHouse unreachable, silent or pushing back: Quix Streams pauses, seeks back to the last commit and
+            # replays.
+            if not isinstance(exc, OperationalError) and exc.name not in RETRYABLE_SERVER_ERRORS:
+                raise
+            logger.warning("insert failed (%s); replaying from the last commit in %.0f s", exc, RETRY_AFTER_SECONDS)
             raise SinkBackpressureError(retry_after=RETRY_AFTER_SECONDS) from exc
 
     def on_paused(self) -> None:

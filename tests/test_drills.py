@@ -255,6 +255,27 @@ def test_clickhouse_hung_for_10s(drill: Drill) -> None:
     assert "Backpressure" in ingest.log_text(), "an insert should have timed out while ClickHouse was frozen"
 
 
+def test_clickhouse_refusing_inserts_for_10s(drill: Drill) -> None:
+    """ClickHouse up but pushing back (TOO_MANY_PARTS): the ingest pauses and replays until it takes inserts again."""
+    ingest = drill.ingest()
+    run = drill.simulate(RATE * 20)
+    drill.wait_landed(1)
+    admin, raw = warehouse.client(drill.settings), drill.settings.clickhouse.raw_readings_table
+    # Merges stopped, so parts pile up past a limit of one: every insert is refused until the limit goes.
+    admin.command(f"SYSTEM STOP MERGES {raw}")
+    admin.command(f"ALTER TABLE {raw} MODIFY SETTING parts_to_throw_insert = 1")
+    try:
+        time.sleep(10)
+        assert ingest.alive, ingest.log_text()[-2000:]
+    finally:
+        admin.command(f"ALTER TABLE {raw} RESET SETTING parts_to_throw_insert")
+        admin.command(f"SYSTEM START MERGES {raw}")
+    result = run.result()
+    assert result.delivered
+    drill.finish(result.readings)
+    assert "TOO_MANY_PARTS" in ingest.log_text(), "ClickHouse should have refused inserts while the limit held"
+
+
 def test_ingest_killed_mid_batch(drill: Drill) -> None:
     """SIGKILL one of two ingest processes of a group while its batch is open; the other takes its partitions."""
     # Inserts of 2,000 rows inside a 3 s checkpoint: a killed process has rows in ClickHouse it never committed.
