@@ -158,7 +158,7 @@ class IngestSettings(BaseModel):
     # Rows per ClickHouse insert: a partition's batch this big is inserted in the background before the checkpoint.
     insert_rows: int = 100_000
     # An insert unanswered this long (ClickHouse hung rather than down) fails and is replayed from the last commit;
-    # if it landed after all, its deduplication token drops the replay.
+    # if it landed after all, the replay still shows once in the readings view (see streams/clickhouse_sink.py).
     insert_timeout_seconds: float = 30.0
     metrics_port: int = 0  # 0: any free port (registered with the local Prometheus)
     metrics_host: str = LOOPBACK  # 0.0.0.0 in a pod, for Prometheus to scrape

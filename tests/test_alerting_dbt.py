@@ -58,9 +58,9 @@ def built(stack: Stack, settings: Settings) -> Iterator[Settings]:
         warehouse.migrate(mine)
         client = warehouse.client(mine)
         end = datetime.now(UTC).replace(microsecond=0)
+        raw = mine.clickhouse.raw_readings_table
         for seed, machine in enumerate((HEALTHY, OVERLOADED, STUCK)):
             cols = columns(machine, end, seed)
-            raw = mine.clickhouse.raw_readings_table
             client.insert(raw, cols, column_names=list(COLUMN_NAMES), column_oriented=True)
         transform(mine)
         yield mine
