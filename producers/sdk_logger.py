@@ -94,6 +94,10 @@ def producer_config(settings: Settings) -> dict[str, object]:
         "acks": "all",
         "enable.idempotence": True,
         "message.timeout.ms": 0,  # never give up on a message: outages are waited out, not turned into losses
+        # Metadata again every 10 s, not librdkafka's 300 s: once, right after a broker restart, the producer took a
+        # partition's leader as "-1, not found in cache" and sent nothing more until well past a 60 s flush (CI, the
+        # broker-restart drill); a periodic refresh bounds such a stall.
+        "topic.metadata.refresh.interval.ms": 10_000,
         "linger.ms": p.linger_ms,
         "batch.size": p.batch_bytes,
         "compression.type": p.compression,
