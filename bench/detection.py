@@ -33,6 +33,7 @@ from plantwatch import baseline, warehouse
 from plantwatch.reading import COLUMN_NAMES
 from plantwatch.scoring import DetectionScore, report, score
 from plantwatch.settings import PROJECT_ROOT, Settings, get_settings
+from plantwatch.stack import running_stack
 from plantwatch.transform import Transformer
 from producers.faults import Scenario, load_scenario
 from producers.labels import insert_labels
@@ -204,4 +205,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with running_stack(get_settings()):  # started here when not up, and stopped again after
+        main()

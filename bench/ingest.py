@@ -33,6 +33,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from plantwatch import warehouse
 from plantwatch.reading import COLUMN_NAMES, COLUMNS, encode
 from plantwatch.settings import PROJECT_ROOT, Settings, get_settings
+from plantwatch.stack import running_stack
 
 SENSORS = [
     ("temp", "temperature", "C"),
@@ -367,4 +368,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with running_stack(get_settings()):  # started here when not up, and stopped again after
+        main()

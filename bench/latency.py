@@ -34,6 +34,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from plantwatch import warehouse
 from plantwatch.settings import PROJECT_ROOT, Settings, environment, get_settings
+from plantwatch.stack import running_stack
 from plantwatch.transform import transform
 from producers.plant import Plant, load_plant
 from producers.sdk_logger import SdkLogger
@@ -215,4 +216,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with running_stack(get_settings()):  # started here when not up, and stopped again after
+        main()

@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from plantwatch.settings import Settings, get_settings
+from plantwatch.stack import running_stack
 from producers.faults import NO_FAULTS
 from producers.plant import Plant, load_plant
 from producers.simulator import Simulation, run_simulation, ticks_for
@@ -92,4 +93,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with running_stack(get_settings()):  # started here when not up, and stopped again after
+        main()

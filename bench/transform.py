@@ -18,6 +18,7 @@ import uuid
 
 from plantwatch import warehouse
 from plantwatch.settings import Settings, get_settings
+from plantwatch.stack import running_stack
 from plantwatch.transform import Transformer
 
 SENSORS = [  # sensor_id, kind, unit, idle, gain, noise
@@ -107,4 +108,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with running_stack(get_settings()):  # started here when not up, and stopped again after
+        main()

@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from plantwatch import warehouse
 from plantwatch.settings import Settings, get_settings
-from plantwatch.stack import Stack
+from plantwatch.stack import Stack, running_stack
 
 
 @pytest.fixture(scope="session")
@@ -27,11 +27,8 @@ def settings() -> Settings:
 def stack(settings: Settings) -> Iterator[Stack]:
     """The local stack, started when it is not up. What this session started is stopped at the end under CI or
     `make test` (PLANTWATCH_STOP_STACK=1); a developer's plain `pytest` leaves it up for the next run."""
-    stack = Stack(settings)
-    started = stack.up(timeout=240)
-    yield stack
-    if started and (os.environ.get("CI") or os.environ.get("PLANTWATCH_STOP_STACK")):
-        Stack(settings, started).down()
+    with running_stack(settings, stop=bool(os.environ.get("CI") or os.environ.get("PLANTWATCH_STOP_STACK"))) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

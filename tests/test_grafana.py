@@ -1,5 +1,5 @@
 """Grafana provisioning as code: dashboards and alerting files validated against Grafana 11.6's JSON schemas
-(../shared/schemas/grafana), and every ClickHouse query in the dashboards run against the real ClickHouse.
+(tests/schemas/grafana, vendored), and every ClickHouse query in the dashboards run against the real ClickHouse.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from plantwatch import dashboards, warehouse
 from plantwatch.settings import PROJECT_ROOT, Settings
 from tests.test_prometheus_rules import declared_metrics
 
-SCHEMAS = PROJECT_ROOT.parent / "shared" / "schemas" / "grafana"
+SCHEMAS = Path(__file__).parent / "schemas" / "grafana"
 PROVISIONING = PROJECT_ROOT / "grafana" / "provisioning"
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -1,6 +1,6 @@
-"""The ingest's Kubernetes manifests: KEDA objects validated against KEDA's own CRD schemas (../shared/schemas/keda),
-core kinds against the Kubernetes OpenAPI schemas bundled in kubernetes-validate, and the names that must agree
-(consumer group, topic, Secrets, metric, partitions) checked against each other and against the settings."""
+"""The ingest's Kubernetes manifests: KEDA objects validated against KEDA's own CRD schemas (vendored in
+tests/schemas/keda), core kinds against the Kubernetes OpenAPI schemas bundled in kubernetes-validate, and the names
+that must agree (consumer group, topic, Secrets, metric, partitions) checked against each other and the settings."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from plantwatch.stack import Stack
 from streams.metrics import CONSUMER_LAG
 
 K8S = PROJECT_ROOT / "k8s"
-KEDA_CRDS = PROJECT_ROOT.parent / "shared" / "schemas" / "keda"
+KEDA_CRDS = Path(__file__).parent / "schemas" / "keda"
 KEDA_FILES = sorted(K8S.glob("keda-*.yaml"))
 CORE_FILES = sorted(K8S.glob("ingest-*.yaml"))
 KEDA_SASL = {

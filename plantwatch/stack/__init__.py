@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from plantwatch.settings import Settings
 from plantwatch.stack.clickhouse import ClickHouse
@@ -10,7 +12,7 @@ from plantwatch.stack.kafka import Kafka
 from plantwatch.stack.prometheus import Prometheus
 from plantwatch.stack.service import Service, ServiceStatus, StackError
 
-__all__ = ["SERVICES", "ServiceStatus", "Stack", "StackError"]
+__all__ = ["SERVICES", "ServiceStatus", "Stack", "StackError", "running_stack"]
 
 SERVICES: tuple[type[Service], ...] = (ClickHouse, Kafka, Prometheus)
 
@@ -60,3 +62,22 @@ class Stack:
 
     def service(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)
+
+
+@contextmanager
+def running_stack(settings: Settings, *, stop: bool = True, timeout: float = 240.0) -> Iterator[Stack]:
+    """The local stack up for the duration of a block, as the tests and benchmarks need it: what is not running
+    is started, and stopped again at the end when ``stop`` (what was already running is left alone). A stack that
+    cannot start ends the process with one line saying why and naming `plantwatch stack up`."""
+    stack = Stack(settings)
+    try:
+        started = stack.up(timeout=timeout, progress=lambda line: print(line, file=sys.stderr))
+    except StackError as exc:
+        first = str(exc).splitlines()[0]
+        raise SystemExit(f"error: the local stack is not up and could not be started ({first}); "
+                         f"see `plantwatch stack up`") from exc  # fmt: skip
+    try:
+        yield stack
+    finally:
+        if started and stop:
+            Stack(settings, started).down()
