@@ -35,12 +35,23 @@ NON_FINITE_TOKEN = re.compile(rb"(?<![\w\"])-?(NaN|Infinity)(?![\w\"])")
 
 
 class SensorKind(StrEnum):
+    """What a sensor measures. The wire takes any identifier as a kind; these are the ones plantwatch knows a
+    default unit and name words for (producers/replay.py), and that spec limits are usually set per. ``other``: a
+    sensor of a kind not listed, scored by the statistical detectors like any other."""
+
     TEMPERATURE = "temperature"
     VIBRATION = "vibration"
+    ACCELERATION = "acceleration"
     PRESSURE = "pressure"
     CURRENT = "current"
+    VOLTAGE = "voltage"
+    POWER = "power"
     SPEED = "speed"
     FLOW = "flow"
+    LEVEL = "level"
+    TORQUE = "torque"
+    HUMIDITY = "humidity"
+    OTHER = "other"
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,8 @@ def replay(
     except (ReplayError, ValueError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
+    for note in report.notes:
+        console.print(f"[dim]note:[/] {note}")
     console.print(
         f"{report.replayed} of {report.rows} rows replayed: {report.readings} readings in {report.messages} "
         f"messages; {len(report.labels)} labelled episodes"

@@ -11,6 +11,9 @@ simulated time from the run's start and a severity in (0, 1]. The kinds and thei
 - ``shutdown``: the machine stops; load, current, speed and vibration fall away, temperatures cool.
 - ``relation_break``: the sensors' drive is pushed half the load range away from the machine's load (down when the
   load is high, up when it is low): each stays in its normal range, but no longer agrees with the other sensors.
+- ``shift``: a sustained step, each named sensor moved by its own amount (``deltas``, in the sensor's units), as a
+  valve closing or a worn impeller does; with ``remain`` > 0 the machine does not come back to its old operating
+  point when the fault is over, but keeps that fraction of the step (labelled healthy again: a new normal).
 
 Randomness here comes from its own generator, so a run with faults has the same underlying signal as the same seed
 without them: outside the faults' windows (and lags) the readings are identical.
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from plantwatch.reading import SensorKind
 from producers.plant import Machine, Plant
@@ -38,6 +41,7 @@ class FaultKind(StrEnum):
     OUT_OF_RANGE = "out_of_range"
     SHUTDOWN = "shutdown"
     RELATION_BREAK = "relation_break"
+    SHIFT = "shift"
 
 
 # Sensors a fault hits when the scenario names none: by kind of sensor, or all of the machine's.
@@ -55,14 +59,25 @@ class Fault(BaseModel):
     start_s: float = Field(ge=0)
     duration_s: float = Field(gt=0)
     severity: float = Field(default=1.0, gt=0, le=1)
+    deltas: dict[str, float] | None = None  # shift: sensor id -> step in its units
+    remain: float = Field(default=0.0, ge=0, le=1)  # shift: fraction of the step kept after the fault
+
+    @model_validator(mode="after")
+    def _shift_fields(self) -> Fault:
+        if (self.kind is FaultKind.SHIFT) != bool(self.deltas):
+            raise ValueError("a shift fault, and only a shift fault, takes `deltas` (sensor id -> step)")
+        if self.remain and self.kind is not FaultKind.SHIFT:
+            raise ValueError("only a shift fault takes `remain`")
+        return self
 
     def sensor_ids(self, machine: Machine) -> list[str]:
         if self.kind is FaultKind.SHUTDOWN:
             return [s.id for s in machine.sensors]
-        if self.sensors:
-            for sensor_id in self.sensors:
+        named = list(self.deltas) if self.deltas else self.sensors
+        if named:
+            for sensor_id in named:
                 machine.sensor(sensor_id)  # raises for an unknown sensor
-            return list(self.sensors)
+            return list(named)
         kinds = DEFAULT_SENSOR_KINDS.get(self.kind)
         if kinds is None:
             raise ValueError(f"a {self.kind} fault on {machine.id} needs `sensors`")
@@ -104,6 +119,7 @@ class _Active:
     temperature: np.ndarray  # per entry of sensors: is it a temperature (drift lags for those)
     start_ms: int
     end_ms: int
+    deltas: np.ndarray  # shift: per entry of sensors, the step
     frozen: np.ndarray | None = None
 
 
@@ -137,6 +153,7 @@ class FaultInjector:
                     temperature=np.array([machine.sensors[i].kind == SensorKind.TEMPERATURE for i in local]),
                     start_ms=begin,
                     end_ms=begin + round(fault.duration_s * 1000),
+                    deltas=np.array([(fault.deltas or {}).get(sid, 0.0) for sid in ids]),
                 )
             )
 
@@ -152,7 +169,8 @@ class FaultInjector:
         return out
 
     def active(self, ts_ms: int) -> list[_Active]:
-        return [a for a in self.faults if a.start_ms <= ts_ms < a.end_ms]
+        """The faults acting at ts_ms: those under way, and shifts over but with a step that remains."""
+        return [a for a in self.faults if a.start_ms <= ts_ms and (ts_ms < a.end_ms or a.fault.remain)]
 
     def running(self, active: list[_Active]) -> np.ndarray | None:
         """Per machine 1 (running) or 0 (shut down); None when no machine is shut down."""
@@ -178,6 +196,8 @@ class FaultInjector:
             kind, severity, idx = a.fault.kind, a.fault.severity, a.sensors
             if kind is FaultKind.SPIKE:
                 values[idx] += 0.8 * severity * (self.high[idx] - values[idx])
+            elif kind is FaultKind.SHIFT:
+                values[idx] += a.deltas * (1.0 if ts_ms < a.end_ms else a.fault.remain)
             elif kind is FaultKind.DRIFT:
                 ramp = (ts_ms - a.start_ms) / (a.end_ms - a.start_ms)
                 lagged = np.where(a.temperature, max(0.0, (ramp - 1 / 3) * 1.5), ramp)

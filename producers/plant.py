@@ -1,9 +1,12 @@
 """The plant: lines of machines, each machine of a type that lists its sensors and how they respond to load.
 
-Loaded from YAML (``producers/plants/default.yaml`` ships with the repo). A machine type says how its load cycles
-and, for each sensor, ``value = idle + gain * load`` (load in 0..1, lagged by ``lag_s`` for slow quantities such as
-temperature) plus Gaussian noise; ``stopped`` is the value while the machine is shut down. ``low``/``high`` are the
-sensor's physical range, used to keep faults such as the relation break inside it and garbage outside it.
+Loaded from YAML (``producers/plants/*.yaml`` ship with the repo: ``default.yaml`` is the demo's plant, the others
+look like plants this project met in real exports). A machine type says how its load cycles and, for each sensor,
+``value = idle + gain * load`` (load in 0..1, lagged by ``lag_s`` for slow quantities such as temperature) plus
+Gaussian noise, plus ``drift_per_hour`` times the hours since the run began, rounded to a multiple of ``quantum``;
+``stopped`` is the value while the machine is shut down. ``low``/``high`` are the sensor's physical range, used to
+keep faults such as the relation break inside it and garbage outside it. ``sample_period_ms`` is the plant's
+cadence: one reading per sensor per period, from 10 Hz to one every few minutes.
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ class SensorSpec(BaseModel):
     lag_s: float = Field(default=0.0, ge=0)
     low: float
     high: float
+    # What real sensors do and a textbook signal does not: a slow healthy drift (units per hour of simulated time,
+    # e.g. a rig warming up over a run) and quantization (readings are multiples of this step, e.g. a pressure
+    # transmitter with a coarse ADC that sits still for many samples).
+    drift_per_hour: float = 0.0
+    quantum: float = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _range(self) -> SensorSpec:

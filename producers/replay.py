@@ -3,13 +3,16 @@
 The delimiter is detected from the header unless given; the time column is the one named like a time
 (``datetime``, ``timestamp``, ``time``, ``date``, ...) unless given. Times are ISO 8601 (naive ones are UTC), epoch
 seconds or milliseconds, or follow ``time_format`` (strptime). Each other column is a sensor; its kind is guessed
-from its name (``temp``, ``vib``, ``press``, ``current``/``amp``, ``speed``/``rpm``, ``flow``) unless given, and
-its unit from a ``(unit)`` or ``[unit]`` suffix, else the kind's usual one. An optional 0/1 label column becomes
-ground-truth episodes (runs of 1s), written like the simulator's fault labels.
+from its name (``temp``/``thermo``, ``vib``, ``accel``, ``press``, ``current``/``amp``, ``volt``, ``power``/``kw``,
+``speed``/``rpm``, ``flow``, ``level``, ``torque``, ``humid``) unless given, else ``other`` (said in the report);
+its unit from a ``(unit)`` or ``[unit]`` suffix, else the kind's usual one. An optional label column (``0``/``1``,
+``0.0``/``1.0`` or ``true``/``false``) becomes ground-truth episodes (runs of 1s), written like the simulator's fault
+labels; other annotation columns (``anomaly``, ``changepoint``, ``label``, ...) are not sensors and are left out
+(said in the report) unless given a kind.
 
 A row is malformed when it has the wrong number of fields, an unreadable time, a value that is not a number, or a
-label other than 0/1; malformed rows are counted and reported with their line numbers and the rest is replayed.
-An empty cell is a missing reading, not an error.
+label that is not one of those; malformed rows are counted and reported with their line numbers and the rest is
+replayed. An empty cell is a missing reading, not an error.
 """
 
 from __future__ import annotations
@@ -32,22 +35,41 @@ DELIMITERS = (",", ";", "\t", "|")
 TIME_NAMES = ("datetime", "timestamp", "time", "date", "ts", "zeit", "datum")
 KIND_WORDS: tuple[tuple[str, SensorKind], ...] = (
     ("temp", SensorKind.TEMPERATURE),
+    ("thermo", SensorKind.TEMPERATURE),
     ("vib", SensorKind.VIBRATION),
+    ("accel", SensorKind.ACCELERATION),
     ("press", SensorKind.PRESSURE),
     ("current", SensorKind.CURRENT),
     ("amp", SensorKind.CURRENT),
+    ("volt", SensorKind.VOLTAGE),
+    ("power", SensorKind.POWER),
+    ("kw", SensorKind.POWER),
     ("speed", SensorKind.SPEED),
     ("rpm", SensorKind.SPEED),
     ("flow", SensorKind.FLOW),
+    ("level", SensorKind.LEVEL),
+    ("torque", SensorKind.TORQUE),
+    ("humid", SensorKind.HUMIDITY),
 )
 DEFAULT_UNITS = {
     SensorKind.TEMPERATURE: "C",
     SensorKind.VIBRATION: "mm/s",
+    SensorKind.ACCELERATION: "g",
     SensorKind.PRESSURE: "bar",
     SensorKind.CURRENT: "A",
+    SensorKind.VOLTAGE: "V",
+    SensorKind.POWER: "kW",
     SensorKind.SPEED: "rpm",
     SensorKind.FLOW: "m3/h",
+    SensorKind.LEVEL: "m",
+    SensorKind.TORQUE: "Nm",
+    SensorKind.HUMIDITY: "%",
+    SensorKind.OTHER: "",
 }
+# Columns that annotate the rows rather than measure anything (labels of public data sets and historians).
+ANNOTATION_NAMES = frozenset({"anomaly", "anomalies", "changepoint", "label", "labels", "is_anomaly", "fault",
+                              "target", "outlier"})  # fmt: skip
+LABEL_VALUES = {"0": False, "1": True, "0.0": False, "1.0": True, "false": False, "true": True}
 UNIT_SUFFIX = re.compile(r"^(.*?)\s*[\(\[]([^\)\]]*)[\)\]]\s*$")
 
 
@@ -81,9 +103,10 @@ class Layout:
     label_index: int | None
     sensors: tuple[SensorColumn, ...]
     width: int
+    notes: tuple[str, ...] = ()  # what was guessed or left out, for the user to check
 
 
-def _sensor_column(index: int, name: str, kinds: dict[str, SensorKind]) -> SensorColumn:
+def _sensor_column(index: int, name: str, kinds: dict[str, SensorKind], notes: list[str]) -> SensorColumn:
     base, unit = name.strip(), None
     if match := UNIT_SUFFIX.match(base):
         base, unit = match.group(1), match.group(2).strip()
@@ -94,9 +117,8 @@ def _sensor_column(index: int, name: str, kinds: dict[str, SensorKind]) -> Senso
     if kind is None:
         kind = next((k for word, k in KIND_WORDS if word in sensor_id), None)
     if kind is None:
-        raise ReplayError(
-            f"cannot tell the sensor kind of column {name!r}: give it (e.g. --kind '{name}=pressure') or --ignore it"
-        )
+        kind = SensorKind.OTHER
+        notes.append(f"column {name!r}: kind 'other' (not told by its name; set it with --kind '{name}=KIND')")
     if unit is None or not UNIT.fullmatch(unit):
         unit = DEFAULT_UNITS[kind]
     return SensorColumn(index, sensor_id, kind, unit)
@@ -119,12 +141,18 @@ def detect_layout(
         raise ReplayError(f"time column {time_column!r} not in the header {names}")
     if label_column is not None and label_column not in names:
         raise ReplayError(f"label column {label_column!r} not in the header {names}")
-    skip = {time_column, label_column, *ignore}
-    sensors = tuple(_sensor_column(i, n, kinds or {}) for i, n in enumerate(names) if n not in skip)
+    kinds = kinds or {}
+    notes: list[str] = []
+    annotations = [n for n in names if n.lower() in ANNOTATION_NAMES and n not in kinds and n != label_column]
+    if annotations:
+        notes.append(f"left out {', '.join(map(repr, annotations))}: annotations, not sensors "
+                     f"(--label-column to record one as ground truth, --kind to replay it as a sensor)")  # fmt: skip
+    skip = {time_column, label_column, *ignore, *annotations}
+    sensors = tuple(_sensor_column(i, n, kinds, notes) for i, n in enumerate(names) if n not in skip)
     if not sensors:
         raise ReplayError("no sensor columns")
     label_index = names.index(label_column) if label_column else None
-    return Layout(delimiter, names.index(time_column), label_index, sensors, len(names))
+    return Layout(delimiter, names.index(time_column), label_index, sensors, len(names), tuple(notes))
 
 
 def parse_time(text: str, time_format: str | None = None) -> int:
@@ -158,6 +186,7 @@ class ReplayReport:
     readings: int = 0
     messages: int = 0
     malformed: list[tuple[int, str]] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
     labels: list[FaultLabel] = field(default_factory=list)
     labels_file: Path | None = None
     labels_in_clickhouse: bool = False
@@ -184,11 +213,11 @@ def read_rows(path: Path, layout: Layout, time_format: str | None, report: Repla
                 continue
             label = False
             if layout.label_index is not None:
-                cell = fields[layout.label_index].strip()
-                if cell not in ("0", "1"):
-                    report.malformed.append((line, f"label {cell!r} is not 0 or 1"))
+                cell = fields[layout.label_index].strip().lower()
+                if cell not in LABEL_VALUES:
+                    report.malformed.append((line, f"label {cell!r} is not 0/1, 0.0/1.0 or true/false"))
                     continue
-                label = cell == "1"
+                label = LABEL_VALUES[cell]
             values, bad = [], None
             for col in layout.sensors:
                 cell = fields[col.index].strip()
@@ -265,6 +294,7 @@ def replay_csv(
         raise ReplayError(f"{path} is empty")
     layout = detect_layout(header, delimiter, time_column, label_column, kinds, ignore)
     report = ReplayReport(run_id or f"replay-{machine_id}-{path.stem}-{time.time_ns() // 1_000_000}")
+    report.notes = layout.notes
     seq = dict.fromkeys((c.sensor_id for c in layout.sensors), 0)
     marks: list[tuple[int, bool]] = []
     shift: int | None = None

@@ -32,6 +32,7 @@ class PlantSignals:
         self.alpha = np.array([1.0 if s.lag_s == 0 else 1 - np.exp(-self.dt_s / s.lag_s) for _, s in specs])
         self.low = np.array([s.low for _, s in specs])
         self.high = np.array([s.high for _, s in specs])
+        self.drift_per_tick = np.array([s.drift_per_hour for _, s in specs]) * self.dt_s / 3600
         cycles = [m.load for m in machines]
         self.period_s = np.array([c.period_s for c in cycles])
         self.load_mid = np.array([(c.high + c.low) / 2 for c in cycles])
@@ -81,4 +82,4 @@ class PlantSignals:
         self.lagged_drive += self.alpha * (drive - self.lagged_drive)
         self.lagged_running += self.alpha * (run - self.lagged_running)
         level = self.stopped + (self.idle - self.stopped) * self.lagged_running + self.gain * self.lagged_drive
-        return np.clip(level + self.block_noise[i], self.low, self.high)
+        return np.clip(level + self.drift_per_tick * tick + self.block_noise[i], self.low, self.high)

@@ -44,6 +44,9 @@ class Simulation:
         self.signals = PlantSignals(plant, np.random.default_rng(seed))
         # Faults draw from their own generator: the same seed gives the same underlying signal with or without them.
         self.faults = FaultInjector(plant, scenario, self.start_ms, np.random.default_rng([seed, 1]))
+        quanta = np.array([s.quantum for m in plant.machines for s in m.sensors])
+        self.quantized = np.flatnonzero(quanta)
+        self.quanta = quanta[self.quantized]
 
     def end_ms(self, ticks: int) -> int:
         return self.start_ms + ticks * self.plant.sample_period_ms
@@ -65,6 +68,8 @@ class Simulation:
             if active:
                 emit = emit_all.copy()
                 self.faults.apply(ts, active, values, emit)
+            if self.quantized.size:
+                values[self.quantized] = np.round(values[self.quantized] / self.quanta) * self.quanta
             rounded = np.round(values, DECIMALS).tolist()
             for machine_id, a, b, meta in layout:
                 if emit is emit_all or emit[a:b].all():

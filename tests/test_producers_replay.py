@@ -9,12 +9,11 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from plantwatch import warehouse
+from plantwatch.reading import SensorKind
 from plantwatch.settings import Settings, environment
 from producers.labels import read_labels_file
-from producers.replay import ReplayError, parse_speed, replay_csv
+from producers.replay import ReplayReport, detect_layout, parse_speed, read_rows, replay_csv
 from tests.fixtures.kafka_topic import read_topic
 
 FIXTURE = Path(__file__).parent / "fixtures" / "historian.csv"
@@ -81,10 +80,9 @@ def test_replay_reports_broken_lines_and_replays_the_rest(isolated: Settings, tm
 def test_replay_rebases_timestamps_and_paces(isolated: Settings, tmp_path: Path) -> None:
     settings = local(isolated, tmp_path)
     start = ms("2030-01-01 00:00:00")
-    with pytest.raises(ReplayError, match="cannot tell the sensor kind of column 'anomaly'"):
-        replay_csv(settings, FIXTURE, MACHINE)
     report = replay_csv(settings, FIXTURE, MACHINE, delimiter=";", time_column="datetime", rebase_to_ms=start,
-                        ignore=("anomaly",), speed=400.0, archive=False)  # fmt: skip
+                        speed=400.0, archive=False)  # fmt: skip
+    assert any("left out 'anomaly'" in note for note in report.notes)  # an annotation, not a sensor
     times = sorted({rd.ts_ms for r in read_topic(settings) for rd in r.readings()})
     assert times[0] == start and times[-1] == start + 160_000  # spacing kept: 08:00:00 .. 08:02:40
     assert report.labels == []  # no label column given
@@ -103,3 +101,35 @@ def test_replay_cli_prints_broken_lines(isolated: Settings, tmp_path: Path) -> N
     for line in BROKEN:
         assert f"line {line}:" in result.stderr
     assert len(read_topic(isolated)) == 13
+
+
+def test_replay_knows_the_columns_real_exports_have() -> None:
+    """Kinds guessed from the names real exports use (an unknown one is `other`, and said), annotation columns left
+    out, and labels written as 0/1, 0.0/1.0 or true/false."""
+    header = ["datetime", "Accelerometer1RMS", "Current", "Thermocouple", "Voltage", "Volume Flow RateRMS",
+              "value", "anomaly", "changepoint"]  # fmt: skip
+    layout = detect_layout(header, ";", label_column="anomaly")
+    kinds = {c.sensor_id: (c.kind.value, c.unit) for c in layout.sensors}
+    assert kinds == {
+        "accelerometer1rms": ("acceleration", "g"), "current": ("current", "A"),
+        "thermocouple": ("temperature", "C"), "voltage": ("voltage", "V"),
+        "volume_flow_raterms": ("flow", "m3/h"), "value": ("other", ""),
+    }  # fmt: skip
+    assert any("'changepoint'" in note for note in layout.notes)
+    assert any("column 'value': kind 'other'" in note for note in layout.notes)
+    given = detect_layout(header, ";", label_column="anomaly", kinds={"value": SensorKind.TEMPERATURE})
+    assert {c.sensor_id: c.kind for c in given.sensors}["value"] is SensorKind.TEMPERATURE
+
+
+def test_replay_reads_labels_as_exports_write_them(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "timestamp,value,label\n"
+        "2013-12-02 21:15:00,80.0,0.0\n2013-12-02 21:20:00,80.5,1.0\n2013-12-02 21:25:00,80.1,TRUE\n"
+        "2013-12-02 21:30:00,80.2,false\n2013-12-02 21:35:00,80.2,0\n2013-12-02 21:40:00,80.3,2\n"
+    )
+    layout = detect_layout(["timestamp", "value", "label"], ",", label_column="label")
+    report = ReplayReport("labels")
+    rows = list(read_rows(path, layout, None, report))
+    assert [row.label for row in rows] == [False, True, True, False, False]
+    assert report.malformed == [(7, "label '2' is not 0/1, 0.0/1.0 or true/false")]
