@@ -123,6 +123,8 @@ def test_every_fault_leaves_its_mark_and_its_label(isolated: Settings, plant: Pl
     assert spec.idle - 3 < broken.min() and broken.max() < spec.idle + spec.gain + 3  # ... though in its normal range
     vib, base = window(FaultKind.RELATION_BREAK, "vib_x")
     assert (vib == base).all()  # while the other sensors still follow the load
+    valve, base = window(FaultKind.SHIFT, "flow")
+    assert abs((valve - base).mean() + 30) < 1  # a step of the size the scenario names, for as long as it lasts
 
     # A dropout leaves a gap in the sequence numbers.
     dropout = labels[FaultKind.DROPOUT]
