@@ -7,7 +7,8 @@ PW := $(VENV)/bin/plantwatch
 DOCKER := $(shell docker info >/dev/null 2>&1 && echo yes)
 COMPOSE := docker compose -f docker-compose.yml
 
-.PHONY: deps system-deps up down status demo test bench lint kafka-up clickhouse-up prometheus-up grafana-up
+.PHONY: deps system-deps up down status demo test bench lint kafka-up clickhouse-up prometheus-up grafana-up \
+	alertmanager-up
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +16,8 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $@
 
-# The local stack's own services need a JDK with Maven (Kafka) and Prometheus; pip brings ClickHouse.
+# The local stack's own services need a JDK with Maven (Kafka), Prometheus and Alertmanager; pip brings ClickHouse.
+# Chromium (headless) screenshots the Alertmanager UI in the tests and the demo.
 system-deps:
 	scripts/install-system-deps.sh
 
@@ -31,6 +33,7 @@ down: ; $(COMPOSE) down
 kafka-up: ; $(COMPOSE) up -d --wait kafka
 clickhouse-up: ; $(COMPOSE) up -d --wait clickhouse
 prometheus-up: ; $(COMPOSE) up -d --wait prometheus
+alertmanager-up: ; $(COMPOSE) up -d --wait alertmanager
 grafana-up: ; $(COMPOSE) up -d --wait grafana
 else
 up: deps ; $(PW) stack up
@@ -38,6 +41,7 @@ down: ; $(PW) stack down
 kafka-up: deps ; $(PW) stack up kafka
 clickhouse-up: deps ; $(PW) stack up clickhouse
 prometheus-up: deps ; $(PW) stack up prometheus
+alertmanager-up: deps ; $(PW) stack up alertmanager
 grafana-up:
 	@echo "Grafana needs Docker (no Docker engine answers here) or a Grafana 11.6 install of your own." >&2
 	@echo "Provisioning to mount or copy: $(CURDIR)/grafana/provisioning (datasources, dashboards, alerting)." >&2

@@ -28,6 +28,7 @@ def private_settings(state_dir: Path) -> Settings:
         kafka={"port": free_port(), "controller_port": free_port()},
         clickhouse={"http_port": free_port(), "tcp_port": free_port()},
         prometheus={"port": free_port()},
+        alertmanager={"port": free_port()},
     )
 
 

@@ -141,6 +141,28 @@ class AlertingSettings(BaseModel):
     webhook_url: str | None = None
     email_to: str | None = None  # comma-separated addresses (Grafana's email contact point reads this variable)
     webhook_timeout_seconds: float = 5.0
+    # `plantwatch alerts --every`: rule state and history (plantwatch/sql/060_alert_state.sql, 070_alert_events.sql),
+    # firing alerts re-sent to Alertmanager each evaluation, resolved ones for resolved_resend_seconds after.
+    state_table: str = "alert_state"
+    events_table: str = "alert_events"
+    resolved_resend_seconds: float = 300.0
+    # Links put into each alert's annotations: the runbook (#<rule uid>) and Grafana (machine detail dashboard).
+    runbook_url: str = (PROJECT_ROOT / "docs" / "quality-and-alerting.md").as_uri()
+    grafana_url: str = "http://127.0.0.1:3000"
+
+
+class AlertmanagerSettings(BaseModel):
+    """Prometheus Alertmanager (alertmanager/alertmanager.yml): notifications, grouping, inhibition, silences."""
+
+    host: str = LOOPBACK
+    port: int = 9095  # not Alertmanager's 9093: the local Kafka's controller listens there
+    config_file: Path = PROJECT_ROOT / "alertmanager" / "alertmanager.yml"
+    timeout_seconds: float = 5.0
+    demo_webhook_port: int = 9097  # `plantwatch demo` receives its database's notifications here
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
 
 class IngestSettings(BaseModel):
@@ -189,6 +211,7 @@ class Settings(BaseSettings):
     producer: ProducerSettings = ProducerSettings()
     quality: QualitySettings = QualitySettings()
     alerting: AlertingSettings = AlertingSettings()
+    alertmanager: AlertmanagerSettings = AlertmanagerSettings()
     ingest: IngestSettings = IngestSettings()
     transform: TransformSettings = TransformSettings()
 

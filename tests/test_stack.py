@@ -25,6 +25,7 @@ def own_settings(state_dir: Path) -> Settings:
         kafka={"port": free_port(), "controller_port": free_port()},
         clickhouse={"http_port": free_port(), "tcp_port": free_port(), "database": "lifecycle"},
         prometheus={"port": free_port()},
+        alertmanager={"port": free_port()},
     )
 
 
@@ -34,15 +35,15 @@ def listening(port: int) -> bool:
 
 
 def all_ports(settings: Settings) -> list[int]:
-    k, c, p = settings.kafka, settings.clickhouse, settings.prometheus
-    return [k.port, k.controller_port, c.http_port, c.tcp_port, p.port]
+    k, c, p, a = settings.kafka, settings.clickhouse, settings.prometheus, settings.alertmanager
+    return [k.port, k.controller_port, c.http_port, c.tcp_port, p.port, a.port]
 
 
 def test_cold_stack_lifecycle(tmp_path: Path) -> None:
     settings = own_settings(tmp_path / "state")
     stack = Stack(settings)
     try:
-        assert sorted(stack.up(timeout=240)) == ["clickhouse", "kafka", "prometheus"]
+        assert sorted(stack.up(timeout=240)) == ["alertmanager", "clickhouse", "kafka", "prometheus"]
         assert all(listening(port) for port in all_ports(settings))
         pids = {st.name: st.pid for st in stack.status()}
         assert all(st.state == "running" for st in stack.status())
@@ -72,7 +73,7 @@ def test_cold_stack_lifecycle(tmp_path: Path) -> None:
         stack.down()
     assert not any(listening(port) for port in all_ports(settings))
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in pids.values())
-    assert [st.state for st in stack.status()] == ["stopped"] * 3
+    assert [st.state for st in stack.status()] == ["stopped"] * 4
 
 
 def test_port_taken_is_named_and_nothing_starts(tmp_path: Path) -> None:
@@ -85,7 +86,7 @@ def test_port_taken_is_named_and_nothing_starts(tmp_path: Path) -> None:
     message = str(err.value)
     assert f"port {settings.kafka.port} is already in use" in message
     assert f"pid {os.getpid()}" in message
-    assert [st.state for st in Stack(settings).status()] == ["stopped"] * 3
+    assert [st.state for st in Stack(settings).status()] == ["stopped"] * 4
     assert not any(listening(p) for p in all_ports(settings) if p != settings.kafka.port)
 
 
@@ -103,7 +104,7 @@ def test_down_and_status_when_nothing_is_up(tmp_path: Path) -> None:
     assert "nothing was running" in down.stderr
     status = run_cli(["stack", "status"], settings)
     assert status.returncode == 1
-    assert status.stdout.count("stopped") == 3
+    assert status.stdout.count("stopped") == 4
 
 
 def test_unknown_service_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The local stack: real Kafka, ClickHouse and Prometheus as processes on loopback, no Docker needed."""
+"""The local stack: real Kafka, ClickHouse, Prometheus and Alertmanager as processes on loopback, no Docker needed."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 from plantwatch.settings import Settings
+from plantwatch.stack.alertmanager import Alertmanager
 from plantwatch.stack.clickhouse import ClickHouse
 from plantwatch.stack.kafka import Kafka
 from plantwatch.stack.prometheus import Prometheus
@@ -14,7 +15,7 @@ from plantwatch.stack.service import Service, ServiceStatus, StackError
 
 __all__ = ["SERVICES", "ServiceStatus", "Stack", "StackError", "running_stack"]
 
-SERVICES: tuple[type[Service], ...] = (ClickHouse, Kafka, Prometheus)
+SERVICES: tuple[type[Service], ...] = (ClickHouse, Kafka, Prometheus, Alertmanager)
 
 
 class Stack:

@@ -30,6 +30,10 @@ class Prometheus(Service):
         """Where running processes drop file_sd target files (see plantwatch.metrics)."""
         return self.home / "targets"
 
+    @property
+    def alertmanager_target(self) -> str:
+        return f"{self.settings.alertmanager.host}:{self.settings.alertmanager.port}"
+
     def binary(self) -> str:
         binary = shutil.which("prometheus") or shutil.which("prometheus", path="/usr/bin:/usr/sbin")
         if not binary:
@@ -48,6 +52,8 @@ class Prometheus(Service):
                 "evaluation_interval": self.settings.prometheus.scrape_interval,
             },
             "rule_files": [str(PROJECT_ROOT / "prometheus" / "rules" / "*.yml")],
+            # Its alerts go to the local stack's Alertmanager (plantwatch/stack/alertmanager.py).
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [self.alertmanager_target]}]}]},
             "scrape_configs": [
                 {
                     "job_name": "plantwatch",
