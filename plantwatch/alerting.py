@@ -10,9 +10,16 @@ reads that file and evaluates each rule the way Grafana's expression engine does
 - no rows means NoData and an error means Error, each resolved by the rule's ``noDataState``/``execErrState``.
 
 Each label set whose condition is 1 is a firing alert instance, with the rule's labels and rendered annotations.
-One run is one evaluation: a rule's ``for`` (how long the condition must hold before Grafana fires) needs state
-across evaluations, so it is shown but not applied. ``--webhook URL`` posts the firing alerts as JSON in the shape of
-Grafana's webhook contact point.
+
+One-shot (`plantwatch alerts`): one evaluation, printed; a rule's ``for`` is shown but not applied, and
+``--webhook URL`` posts the firing alerts as JSON in the shape of Grafana's webhook contact point.
+
+Continuous (`plantwatch alerts --every 15s`, :class:`Evaluator`): each label set's state (normal, pending for
+``for``, firing, resolved) is kept across evaluations and restarts in ClickHouse (plantwatch/alert_state.py), every
+change goes to the history table ``alert_events``, and firing and resolved alerts are pushed to Alertmanager
+(startsAt/endsAt, the labels plus ``database``, annotations with the summary, the runbook and the machine's
+dashboard), which notifies, groups, inhibits and silences (alertmanager/alertmanager.yml). Firing alerts are re-sent
+every evaluation and resolved ones for a while after, so an Alertmanager that was down or restarted loses nothing.
 """
 
 from __future__ import annotations
@@ -20,11 +27,15 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import signal
 import statistics
+import threading
+import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,6 +47,8 @@ from rich.console import Console
 from rich.table import Table
 
 from plantwatch import warehouse
+from plantwatch.alert_state import FIRING, RESOLVED, AlertStore, Event, Firing, Instance, Key, advance, fingerprint
+from plantwatch.alertmanager import AlertmanagerError, post_alerts, rfc3339
 from plantwatch.settings import Settings, get_settings
 
 EXPRESSION_DATASOURCE = "__expr__"
@@ -321,13 +334,222 @@ def results_table(results: list[RuleResult]) -> Table:
     return table
 
 
+DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """A Grafana/Prometheus duration ('0s', '90s', '2m', '1h30m') or plain seconds."""
+    text = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return timedelta(seconds=float(text))
+    parts = DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise RuleFileError(f"{text!r} is not a duration (e.g. 30s, 2m, 1h30m)")
+    return timedelta(seconds=sum(float(n) * DURATION_UNITS[u] for n, u in parts))
+
+
+@dataclass
+class Evaluation:
+    """One evaluation of the continuous evaluator."""
+
+    at: datetime
+    results: list[RuleResult]
+    events: list[Event]
+    pushed: int = 0  # alerts Alertmanager accepted (firing and resolved)
+    push_error: str = ""
+    save_error: str = ""
+
+    @property
+    def firing(self) -> int:
+        return sum(e.to_state == FIRING for e in self.events)
+
+
+class Evaluator:
+    """`plantwatch alerts --every`: the rule file evaluated again and again, with state, history and Alertmanager.
+
+    ``uids`` limits the rules evaluated (the demo's replay); ``alertmanager_url`` None pushes nowhere (state and
+    history only). Evaluate with :meth:`evaluate` (``now`` may be a simulated time: it dates pending, firing,
+    resolution and the history; Alertmanager's validity of a firing alert is always counted from the wall clock).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        rules_file: Path | None = None,
+        alertmanager_url: str | None = None,
+        uids: set[str] | None = None,
+        interval: float = 15.0,
+    ) -> None:
+        self.settings = settings
+        self.rules = [r for r in load_rules(rules_file or settings.alerting.rules_file) if not uids or r.uid in uids]
+        self.pending_for = {rule.uid: parse_duration(rule.pending_for) for rule in self.rules}
+        self.alertmanager_url = alertmanager_url
+        # Like Prometheus: a firing alert is valid for 4 evaluation intervals (at least 4 minutes) unless re-sent,
+        # so Alertmanager resolves it by itself only if the evaluator is gone that long.
+        self.valid_for = timedelta(seconds=4 * max(interval, 60.0))
+        self.instances: dict[Key, Instance] | None = None
+        self.unsaved: tuple[list[Instance], list[Event]] = ([], [])
+        self._reader: Client | None = None
+        self._store: AlertStore | None = None
+
+    def _clients(self) -> tuple[Client, AlertStore]:
+        if self._reader is None or self._store is None:
+            # Rules read as Grafana's user (what it may not read fails here too); state is the evaluator's own,
+            # a derived table like the dbt models, written as the transform user.
+            self._reader = warehouse.client(self.settings, role="grafana")
+            self._store = AlertStore(self.settings, warehouse.client(self.settings, role="transform"))
+        return self._reader, self._store
+
+    def evaluate(self, now: datetime | None = None) -> Evaluation:
+        now = now or datetime.now(UTC)
+        try:
+            reader, store = self._clients()
+            if self.instances is None:
+                self.instances = store.load()
+        except Exception as exc:  # ClickHouse down: nothing evaluated, nothing changed; the next call retries
+            self._reader = self._store = None
+            return Evaluation(now, [], [], push_error="", save_error=f"ClickHouse: {_first_line(exc)}")
+        results = [evaluate(rule, reader) for rule in self.rules]
+        found = [self._firing(result) for result in results]
+        self.instances, events, touched = advance(
+            self.instances, found, now, timedelta(seconds=self.settings.alerting.resolved_resend_seconds)
+        )
+        evaluation = Evaluation(now, results, events)
+        self._push(evaluation, touched)
+        self._save(evaluation, touched, events, store)
+        return evaluation
+
+    def _firing(self, result: RuleResult) -> Firing:
+        rule = result.rule
+        firing = Firing(rule.uid, rule.title, self.pending_for[rule.uid], failed=result.state == "error")
+        for alert in result.alerts:
+            labels = {**alert.labels, "database": self.settings.clickhouse.database}
+            firing.alerts[fingerprint(labels)] = (labels, self._annotations(rule, alert), alert.values)
+        return firing
+
+    def _annotations(self, rule: Rule, alert: Alert) -> dict[str, str]:
+        links = {"runbook_url": f"{self.settings.alerting.runbook_url}#{rule.uid}"}
+        if machine := alert.labels.get("machine_id"):
+            query = urllib.parse.urlencode({"var-machine": machine})
+            links["dashboard_url"] = f"{self.settings.alerting.grafana_url}/d/pw-machine-detail/machine-detail?{query}"
+        return {**alert.annotations, **links}
+
+    def alertmanager_alerts(self, wall_now: datetime | None = None) -> list[tuple[Instance, dict[str, Any]]]:
+        """What Alertmanager should hold now: the firing instances and the resolved ones still re-sent."""
+        until = (wall_now or datetime.now(UTC)) + self.valid_for
+        out = []
+        for inst in (self.instances or {}).values():
+            if inst.state not in (FIRING, RESOLVED) or inst.fired_at is None:
+                continue
+            ends = inst.resolved_at if inst.state == RESOLVED and inst.resolved_at else until
+            out.append(
+                (
+                    inst,
+                    {
+                        "labels": inst.labels,
+                        "annotations": inst.annotations,
+                        "startsAt": rfc3339(inst.fired_at),
+                        "endsAt": rfc3339(ends),
+                        "generatorURL": f"{self.settings.alerting.grafana_url}/alerting/grafana/{inst.rule_uid}/view",
+                    },
+                )
+            )
+        return out
+
+    def _push(self, evaluation: Evaluation, touched: list[Instance]) -> None:
+        if not self.alertmanager_url:
+            return
+        batch = self.alertmanager_alerts()
+        try:
+            post_alerts(self.alertmanager_url, [body for _, body in batch], self.settings.alertmanager.timeout_seconds)
+        except AlertmanagerError as exc:
+            evaluation.push_error = str(exc)
+            return
+        sent_at = datetime.now(UTC)
+        for inst, _ in batch:
+            inst.sent_at = sent_at
+            if inst not in touched:
+                touched.append(inst)
+        evaluation.pushed = len(batch)
+
+    def _save(self, evaluation: Evaluation, touched: list[Instance], events: list[Event], store: AlertStore) -> None:
+        instances, pending_events = self.unsaved
+        keep = {id(i) for i in touched}
+        instances = touched + [i for i in instances if id(i) not in keep]
+        pending_events = pending_events + events
+        try:
+            store.save(instances, pending_events)
+        except Exception as exc:  # kept, and written with the next evaluation's
+            self.unsaved = (instances, pending_events)
+            self._reader = self._store = None
+            evaluation.save_error = f"ClickHouse: {_first_line(exc)}"
+        else:
+            self.unsaved = ([], [])
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+def run_every(
+    evaluator: Evaluator, seconds: float, stop: threading.Event, report: Callable[[Evaluation], None]
+) -> None:
+    """Evaluate every `seconds` (start to start) until `stop` is set."""
+    while not stop.is_set():
+        began = time.monotonic()
+        report(evaluator.evaluate())
+        stop.wait(max(0.0, seconds - (time.monotonic() - began)))
+
+
+def print_evaluation(console: Console, evaluation: Evaluation) -> None:
+    at = evaluation.at.astimezone(UTC).strftime("%H:%M:%S")
+    for event in evaluation.events:
+        colour = {"firing": "red", "resolved": "green", "pending": "yellow"}.get(event.to_state, "dim")
+        console.print(f"{at} [{colour}]{event.describe()}[/]")
+    errors = [f"{r.rule.title}: {r.error}" for r in evaluation.results if r.state == "error"]
+    for problem in (*errors, evaluation.push_error, evaluation.save_error):
+        if problem:
+            console.print(f"{at} [magenta]{problem}[/]")
+
+
 def alerts(
     webhook: Annotated[str | None, typer.Option(help="POST firing alerts to this URL (default: settings).")] = None,
     rules: Annotated[Path | None, typer.Option(help="Rule file (default: the Grafana provisioning file).")] = None,
+    every: Annotated[
+        str | None,
+        typer.Option(
+            "--every", help="Keep evaluating (e.g. 15s): `for` applied, state and history kept, Alertmanager notifies."
+        ),
+    ] = None,
+    alertmanager: Annotated[
+        str | None, typer.Option("--alertmanager", help="Alertmanager's URL with --every (default: settings).")
+    ] = None,
 ) -> None:
-    """Evaluate the Grafana alert rules against ClickHouse and print what fires; exit 1 if a rule errors."""
+    """Evaluate the Grafana alert rules against ClickHouse and print what fires; exit 1 if a rule errors.
+
+    With --every, evaluate continuously and push firing and resolved alerts to Alertmanager."""
     settings = get_settings()
     console = Console()
+    if every is not None:
+        try:
+            seconds = parse_duration(every).total_seconds()
+            evaluator = Evaluator(settings, rules, alertmanager or settings.alertmanager.url, interval=seconds)
+        except (RuleFileError, OSError, KeyError) as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from exc
+        if seconds <= 0:
+            console.print("[red]error:[/] --every must be positive")
+            raise typer.Exit(2)
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        console.print(
+            f"evaluating {len(evaluator.rules)} rules every {every} on {settings.clickhouse.database}, "
+            f"alerts to {evaluator.alertmanager_url}"
+        )
+        run_every(evaluator, seconds, stop, lambda evaluation: print_evaluation(console, evaluation))
+        return
     try:
         results = evaluate_rules(settings, rules)
     except (RuleFileError, OSError, KeyError) as exc:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from plantwatch import access, warehouse
 from plantwatch.alerting import alerts
+from plantwatch.alertmanager import silence
 from plantwatch.baseline import baseline_app
 from plantwatch.checks import check
 from plantwatch.demo import demo
@@ -25,11 +26,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
-stack_app = typer.Typer(help="The local stack: Kafka, ClickHouse and Prometheus on loopback.", no_args_is_help=True)
+stack_app = typer.Typer(
+    help="The local stack: Kafka, ClickHouse, Prometheus and Alertmanager on loopback.", no_args_is_help=True
+)
 app.add_typer(stack_app, name="stack")
 app.command("demo")(demo)
 app.command("check")(check)
 app.command("alerts")(alerts)
+app.command("silence")(silence)
 app.command("produce")(produce)
 app.command("replay")(replay)
 app.command("ingest")(ingest)

@@ -68,6 +68,8 @@ class ClickHouseSettings(BaseModel):
     fault_labels_table: str = "fault_labels"
     dq_results_table: str = "dq_results"  # written by `plantwatch check`
     baselines_table: str = "machine_baselines"  # commissioning baselines (`plantwatch baseline fit`)
+    alert_state_table: str = "alert_state"  # `plantwatch alerts --every`: each rule and label set's state
+    alert_events_table: str = "alert_events"  # ... and every change of it (the alert history)
     raw_ttl_days: int = 365
     # Least privilege (plantwatch/sql/access.yaml): each component connects as its own user. Passwords come from
     # the environment (e.g. PLANTWATCH_CLICKHOUSE__INGEST_PASSWORD, from a Kubernetes Secret); the local stack
@@ -141,10 +143,8 @@ class AlertingSettings(BaseModel):
     webhook_url: str | None = None
     email_to: str | None = None  # comma-separated addresses (Grafana's email contact point reads this variable)
     webhook_timeout_seconds: float = 5.0
-    # `plantwatch alerts --every`: rule state and history (plantwatch/sql/060_alert_state.sql, 070_alert_events.sql),
-    # firing alerts re-sent to Alertmanager each evaluation, resolved ones for resolved_resend_seconds after.
-    state_table: str = "alert_state"
-    events_table: str = "alert_events"
+    # `plantwatch alerts --every`: firing alerts are re-sent to Alertmanager every evaluation, resolved ones for this
+    # long after (so a restarted Alertmanager still notifies the resolution; its docs ask for 5 minutes).
     resolved_resend_seconds: float = 300.0
     # Links put into each alert's annotations: the runbook (#<rule uid>) and Grafana (machine detail dashboard).
     runbook_url: str = (PROJECT_ROOT / "docs" / "quality-and-alerting.md").as_uri()
