@@ -24,7 +24,7 @@ from plantwatch.warehouse import template_values
 SQL_DIR = Path(__file__).parent / "sql"
 
 # The dbt marts checked here and the values their categorical columns may take (the warehouse's table contract).
-MACHINE_FLAG_KINDS = ("spec_breach", "spike", "drift", "multivariate")
+MACHINE_FLAG_KINDS = ("spec_breach", "level", "spike", "drift", "multivariate")
 SENSOR_FAULT_KINDS = ("stuck", "dropout", "impossible_value")
 SEVERITIES = ("warning", "critical")
 ALERT_STATUSES = ("open", "resolved")

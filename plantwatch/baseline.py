@@ -1,34 +1,74 @@
-"""Commissioning baselines: `plantwatch baseline fit --machine M --from T1 --to T2`.
+"""Commissioning baselines: `plantwatch baseline fit --machine M` on a period the machine ran well.
 
-An engineer names a period in which a machine ran well; the fit (dbt macro ``fit_baseline`` in
-dbt_project/macros/baselines.sql, the same SQL that fits the trailing baselines) takes that machine's complete,
-sensor-fault-free detector windows in the period and appends the baseline to the baselines table with when, by
-what and on which period it was fitted. The spike, drift and multivariate detectors use a machine's newest
-commissioning baseline for every window processed after the fit (`plantwatch transform --full-refresh` rescores
-the history with it), and the trailing baseline for machines that have none.
+The period is named by times (``--from T1 --to T2``), by its end (``--until T``: from the machine's first reading),
+or by rows (``--first N``: its first N readings, the usual healthy commissioning part of a replayed run). The fit
+(dbt macro ``fit_baseline`` in dbt_project/macros/baselines.sql, the same SQL that fits the trailing baselines)
+takes that machine's complete windows without an impossible value or a dropout in the period and appends the
+baseline to the baselines table with when, by what and on which period it was fitted, plus one fit per stretch of
+the period left out (what the detectors' thresholds are calibrated on, out of sample).
+
+It takes effect on the next `plantwatch transform`: that run rescores the machine's whole history against the new
+fit, by itself (no --full-refresh needed). A machine's newest fit wins; fit again after maintenance that moved it to
+a new operating point (re-baselining: its alerts would otherwise stay open for good).
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
-
-import typer
-from rich.console import Console
-from rich.table import Table
+from pathlib import Path
 
 from plantwatch import warehouse
 from plantwatch.reading import IDENTIFIER
-from plantwatch.settings import Settings, get_settings
-from plantwatch.transform import Transformer, TransformError
+from plantwatch.settings import Settings
+from plantwatch.transform import Transformer
 
-baseline_app = typer.Typer(help="Commissioning baselines for the detectors.", no_args_is_help=True)
-console = Console(stderr=True)
+QUERIES = Path(__file__).parent / "sql" / "queries"
+FITTED_BY = re.compile(r"[\w ./:()+-]{1,120}")
 
 
-def _utc(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+class BaselineError(ValueError):
+    """The period cannot give a baseline (no such machine, too few readings, a malformed request)."""
+
+
+@dataclass(frozen=True)
+class Fit:
+    machine_id: str
+    fitted_at: datetime
+    fitted_from: datetime
+    fitted_to: datetime
+    fitted_by: str
+    windows: int
+    sensors: int
+    drifting: list[str]  # sensors fitted with a healthy drift they may go on with
+
+
+def _query(settings: Settings, name: str, **parameters: object) -> list[dict[str, object]]:
+    sql = (QUERIES / f"{name}.sql").read_text()
+    return list(warehouse.client(settings).query(sql, parameters=parameters).named_results())
+
+
+def first_rows_period(settings: Settings, machine_id: str, rows: int) -> tuple[datetime, datetime]:
+    """[first reading, reading number `rows`) of a machine: its first `rows` readings (rows: instants)."""
+    if rows < 1:
+        raise BaselineError("--first takes a positive number of rows")
+    [found] = _query(settings, "machine_period", readings=settings.clickhouse.readings_view, machine=machine_id,
+                     rows=rows)  # fmt: skip
+    if not found["rows_seen"]:
+        raise BaselineError(f"machine {machine_id!r} has no readings in {settings.clickhouse.database}")
+    if found["row_at"] is None:
+        raise BaselineError(f"machine {machine_id!r} has {found['rows_seen']} rows, fewer than --first {rows} "
+                            f"and the rows after them that the detectors score")  # fmt: skip
+    return _utc(found["first_at"]), _utc(found["row_at"])
+
+
+def machine_start(settings: Settings, machine_id: str) -> datetime:
+    [found] = _query(settings, "machine_period", readings=settings.clickhouse.readings_view, machine=machine_id,
+                     rows=0)  # fmt: skip
+    if not found["rows_seen"]:
+        raise BaselineError(f"machine {machine_id!r} has no readings in {settings.clickhouse.database}")
+    return _utc(found["first_at"])
 
 
 def fit(
@@ -36,60 +76,32 @@ def fit(
     machine_id: str,
     start: datetime,
     end: datetime,
-    fitted_by: str = "",
+    fitted_by: str = "plantwatch baseline fit",
     transformer: Transformer | None = None,
-) -> None:
-    """Fit and store a commissioning baseline of machine_id on [start, end) (needs `transform` to have run);
-    pass a Transformer to fit many machines without parsing the dbt project each time."""
+) -> Fit:
+    """Fit and store a commissioning baseline of machine_id on [start, end) (its readings must have been through
+    `transform`); pass a Transformer to fit many machines without parsing the dbt project each time."""
     if not IDENTIFIER.fullmatch(machine_id):
-        raise ValueError(f"not a machine id: {machine_id!r}")
+        raise BaselineError(f"not a machine id: {machine_id!r}")
+    if not FITTED_BY.fullmatch(fitted_by):
+        raise BaselineError(f"fitted_by must be plain text, not {fitted_by!r}")
     if not start < end:
-        raise ValueError("the period must start before it ends")
+        raise BaselineError("the period must start before it ends")
     args = {
         "machine_id": machine_id,
         "date_from": start.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
         "date_to": end.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
-        "fitted_by": fitted_by or "plantwatch baseline fit",
+        "fitted_by": fitted_by,
     }
     (transformer or Transformer(settings)).operation("fit_baseline", args)
+    return fits(settings, machine_id)[0]
 
 
-def fits(settings: Settings, machine_id: str | None = None) -> list[dict[str, object]]:
+def fits(settings: Settings, machine_id: str | None = None) -> list[Fit]:
     """Every stored fit (newest first), optionally of one machine."""
-    ch = settings.clickhouse
-    where = "where machine_id = {machine:String}" if machine_id else ""
-    result = warehouse.client(settings).query(
-        f"select machine_id, fitted_at, fitted_from, fitted_to, fitted_by, windows, length(sensor_ids) as sensors "
-        f"from {ch.database}.{ch.baselines_table} {where} order by fitted_at desc",
-        parameters={"machine": machine_id} if machine_id else None,
-    )
-    return list(result.named_results())
+    rows = _query(settings, "baseline_fits", baselines=settings.clickhouse.baselines_table, machine=machine_id or "")
+    return [Fit(**{k: _utc(v) if isinstance(v, datetime) else v for k, v in row.items()}) for row in rows]
 
 
-@baseline_app.command("fit")
-def fit_command(
-    machine: Annotated[str, typer.Option("--machine", "-m", help="Machine id, e.g. L1-pump01.")],
-    start: Annotated[str, typer.Option("--from", help="Start of the healthy period (ISO 8601, UTC if no zone).")],
-    end: Annotated[str, typer.Option("--to", help="End of the healthy period (exclusive).")],
-) -> None:
-    """Fit a machine's commissioning baseline on a period it ran well (used from the next transform on)."""
-    try:
-        fit(get_settings(), machine, _utc(start), _utc(end))
-    except (ValueError, TransformError) as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from exc
-    _print_fits(fits(get_settings(), machine)[:1])
-
-
-@baseline_app.command("list")
-def list_command(machine: Annotated[str | None, typer.Option("--machine", "-m")] = None) -> None:
-    """Show the stored commissioning baselines, newest first."""
-    _print_fits(fits(get_settings(), machine))
-
-
-def _print_fits(rows: list[dict[str, object]]) -> None:
-    table = Table("machine", "fitted at", "from", "to", "by", "windows", "sensors")
-    for row in rows:
-        table.add_row(*(str(row[k]) for k in ("machine_id", "fitted_at", "fitted_from", "fitted_to", "fitted_by",
-                                              "windows", "sensors")))  # fmt: skip
-    Console().print(table)
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -204,7 +204,7 @@ def test_rolling_aggregates_match_the_readings(query: Callable[[str], list[tuple
             assert row[2:] == pytest.approx(want[2:], rel=1e-9, abs=1e-9), (seconds, row[0])
 
 
-TABLES = ("int_sensor_windows", "int_sensor_fault_windows", "int_trailing_baselines", "int_machine_window_scores",
+TABLES = ("int_machine_cadence", "int_sensor_windows", "int_sensor_window_checks", "int_detector_thresholds", "int_trailing_baselines", "int_machine_window_scores",
           "int_sensor_window_scores", "rolling_aggregates", "pipeline_stats", "alerts", "anomaly_flags",
           "sensor_fault_flags", "machine_health")  # fmt: skip
 
@@ -263,4 +263,4 @@ def test_late_data_and_commissioning_baseline(warehouse_db: Settings, query: Cal
     )
     assert newest == [("commissioning",)]
     fitted = baseline.fits(warehouse_db, LATE)
-    assert len(fitted) == 1 and fitted[0]["windows"] == 180 and fitted[0]["sensors"] == len(SENSORS)
+    assert len(fitted) == 1 and fitted[0].windows == 180 and fitted[0].sensors == len(SENSORS)

@@ -1,47 +1,85 @@
 {#-
-  Incremental windows, shared by every incremental model (append into a ReplacingMergeTree whose version is
-  max_ingested_at, so a recomputed window replaces the old one and an identical one changes nothing).
+  Incremental models append into a ReplacingMergeTree whose version is `computed_at` (now64() of the run that wrote
+  the row): a recomputed row replaces the old one. Each run recomputes, per machine, everything from a `since` time
+  on; with nothing new upstream nothing is recomputed and nothing written. Two ways to find (machine_id, since):
 
-  changed_since(upstream, ...) is the body of a CTE with one row per machine that has new rows upstream:
-  (machine_id, since) = the first window to recompute. A machine has new rows when its `watermark` column (the
-  ingest time) is later than the newest this model has seen; it then recomputes from the earliest of its rows
-  ingested up to var('ingest_settle_seconds') before that (inserts still being written at the last run), so
-  with no new rows nothing is recomputed and nothing written. A machine recomputes from one window before its earliest new row, but never from
-  earlier than its latest window in this model less var('lateness_seconds'): readings later than that are dropped.
-  A full build (or a machine seen for the first time) starts at the machine's first row. A model whose own time
-  column runs ahead of its upstream's (a baseline for a block lies after its reference) says by how much in
-  this_time_lead_seconds.
+  readings_changed_since (models over the raw readings): a machine has new rows when some were ingested after the
+  newest `max_ingested_at` this model has seen; it recomputes from one window before the earliest of its rows
+  ingested up to var ingest_settle_seconds before that (inserts still being written at the last run), but never from
+  earlier than its latest window here less the lateness (var lateness_seconds, or var lateness_windows windows if
+  longer): readings later than that are dropped. A machine this model has never seen starts from its first reading.
+
+  changed_since (models over other models): a machine recomputes from the earliest `time_column` of its upstream
+  rows computed after this model's newest row; `restart` (SQL returning machine_id) names machines to recompute
+  from the start, e.g. those with a new commissioning baseline.
+  A full build recomputes every machine from the start.
 -#}
-{% macro changed_since(upstream, time_column, watermark='max_ingested_at', this_time_column='window_start', this_time_lead_seconds=0) %}
-{%- set window = var('window_seconds') -%}
+{% macro readings_changed_since(upstream, cadence=none, align=none) %}
+{%- set window_ms = 'cadence.window_ms' if cadence else var('window_seconds') * 1000 -%}
 {%- if is_incremental() %}
 select
     fresh.machine_id as machine_id,
-    greatest(
-        {{ window_start('fresh.earliest') }} - toIntervalSecond({{ window }}),
-        if(done.machine_id = '', {{ epoch() }}, done.latest - toIntervalSecond({{ var('lateness_seconds') + this_time_lead_seconds }}))
+    if(
+        done.machine_id = '',
+        {{ epoch() }},
+        greatest(
+            {{ window_start('fresh.earliest', window_ms) }} - toIntervalMillisecond({{ window_ms }}),
+            done.latest - toIntervalMillisecond({{ at_least(var('lateness_seconds'), var('lateness_windows'), window_ms) }})
+        )
     ) as since
 from (
-    select machine_id, min({{ time_column }}) as earliest, max({{ watermark }}) as newest
+    select machine_id, min(event_time) as earliest, max(ingested_at) as newest
     from {{ upstream }}
-    where {{ watermark }} > (
+    where ingested_at > (
         select max(max_ingested_at) - toIntervalSecond({{ var('ingest_settle_seconds') }}) from {{ this }}
     )
     group by machine_id
     having newest > (select max(max_ingested_at) from {{ this }})
+    {%- if cadence %}
+    union all
+    -- machines whose cadence was measured since this model last ran: all their history is new here
+    select machine_id, {{ epoch() }} as earliest, {{ epoch() }} as newest
+    from {{ cadence }}
+    where machine_id not in (select machine_id from {{ this }})
+    {%- endif %}
 ) as fresh
+{%- if cadence %}
+inner join {{ cadence }} as cadence on fresh.machine_id = cadence.machine_id
+{%- endif %}
 left join (
-    select machine_id, max({{ this_time_column }}) as latest from {{ this }} group by machine_id
+    select machine_id, max(window_start) as latest from {{ this }} group by machine_id
 ) as done on fresh.machine_id = done.machine_id
+limit 1 by fresh.machine_id
 {%- else %}
-select machine_id, {{ window_start('min(' ~ time_column ~ ')') }} as since
+select machine_id, {{ epoch() }} as since
+from {{ cadence if cadence else upstream }}
+group by machine_id
+{%- endif %}
+{% endmacro %}
+
+{% macro changed_since(upstream, time_column='window_start', restart=none) %}
+{%- if is_incremental() %}
+select machine_id, min(since) as since
+from (
+    select machine_id, min({{ time_column }}) as since
+    from {{ upstream }}
+    where computed_at > (select max(computed_at) from {{ this }})
+    group by machine_id
+    {%- if restart %}
+    union all
+    select machine_id, {{ epoch() }} as since from ({{ restart }})
+    {%- endif %}
+)
+group by machine_id
+{%- else %}
+select machine_id, {{ epoch() }} as since
 from {{ upstream }}
 group by machine_id
 {%- endif %}
 {% endmacro %}
 
 {#-
-  The rows of an incremental model (ReplacingMergeTree on max_ingested_at) that satisfy `condition` in their latest
+  The rows of an incremental model (ReplacingMergeTree on computed_at) that satisfy `condition` in their latest
   version: what `select * from relation final where condition` returns, without merging the whole table: only the
   keys with a matching row are looked up. For the marts that keep the few flagged rows of large score tables.
 -#}
@@ -50,26 +88,27 @@ group by machine_id
 select candidates.*
 from (select * from {{ relation }} where {{ condition }}) as candidates
 inner join (
-    select {{ key }}, max(max_ingested_at) as latest_version
+    select {{ key }}, max(computed_at) as latest_version
     from {{ relation }}
     where ({{ key }}) in (select {{ key }} from {{ relation }} where {{ condition }})
     group by {{ key }}
 ) as latest using ({{ key }})
-where candidates.max_ingested_at = latest.latest_version
+where candidates.computed_at = latest.latest_version
 limit 1 by {{ key }}
 {% endmacro %}
 
 {#-
-  The rows of `readings` (a CTE with machine_id and event_time) for the machines that `changed` (a changed_since
-  CTE) names, from each machine's `since` on - aligned down with `align` (e.g. 'toStartOfHour') when the model's
-  windows are coarser than the detector window. The second condition lets ClickHouse prune by time before the join.
+  The rows of `rows` (a CTE with machine_id and `time_column`) for the machines that `changed` (a changed_since CTE)
+  names, from each machine's `since_column` on (a model needing context before `since` adds a column of its own to
+  the changed CTE) - aligned down with `align` (e.g. 'toStartOfHour') when the model's windows are coarser than the
+  detector window. The second condition lets ClickHouse prune by time before the join.
 -#}
-{% macro in_scope(readings, changed, align=none) %}
-{%- set since = changed ~ '.since' -%}
-{%- set earliest = '(select min(since) from ' ~ changed ~ ')' -%}
-select {{ readings }}.*
-from {{ readings }}
-inner join {{ changed }} on {{ readings }}.machine_id = {{ changed }}.machine_id
-where {{ readings }}.event_time >= {{ align ~ '(' ~ since ~ ')' if align else since }}
-  and {{ readings }}.event_time >= {{ align ~ '(' ~ earliest ~ ')' if align else earliest }}
+{% macro in_scope(rows, changed, align=none, time_column='event_time', since_column='since') %}
+{%- set since = changed ~ '.' ~ since_column -%}
+{%- set earliest = '(select min(' ~ since_column ~ ') from ' ~ changed ~ ')' -%}
+select {{ rows }}.*, {{ since }} as scope_since
+from {{ rows }}
+inner join {{ changed }} on {{ rows }}.machine_id = {{ changed }}.machine_id
+where {{ rows }}.{{ time_column }} >= {{ align ~ '(' ~ since ~ ')' if align else since }}
+  and {{ rows }}.{{ time_column }} >= {{ align ~ '(' ~ earliest ~ ')' if align else earliest }}
 {%- endmacro %}

@@ -1,18 +1,41 @@
-{#- Time windows and severities shared by every model. -#}
+{#-
+  Detector windows. Each machine has a window length of its own (int_machine_cadence.window_ms: a number of its
+  sampling periods, at least var window_seconds), so windows are computed in epoch milliseconds: a window is
+  [index * window_ms, (index + 1) * window_ms). Every model that cuts windows joins int_machine_cadence for the length.
+-#}
 
-{% macro window_start(ts, seconds=none) -%}
-toDateTime64(toStartOfInterval({{ ts }}, toIntervalSecond({{ seconds or var('window_seconds') }})), 3, 'UTC')
+{% macro ms(ts) -%}
+toUnixTimestamp64Milli({{ ts }})
 {%- endmacro %}
 
-{% macro window_end(start, seconds=none) -%}
-{{ start }} + toIntervalSecond({{ seconds or var('window_seconds') }})
+{% macro ms_time(milliseconds) -%}
+fromUnixTimestamp64Milli(toInt64({{ milliseconds }}), 'UTC')
+{%- endmacro %}
+
+{#- The window holding `ts` (a DateTime64), as its start time. -#}
+{% macro window_start(ts, window_ms) -%}
+{{ ms_time('intDiv(' ~ ms(ts) ~ ', ' ~ window_ms ~ ') * ' ~ window_ms) }}
+{%- endmacro %}
+
+{% macro window_end(start, window_ms) -%}
+{{ start }} + toIntervalMillisecond({{ window_ms }})
+{%- endmacro %}
+
+{#- A window's position on its machine's grid of windows (consecutive windows differ by 1). -#}
+{% macro window_index(start, window_ms) -%}
+intDiv({{ ms(start) }}, {{ window_ms }})
 {%- endmacro %}
 
 {% macro epoch() -%}
 toDateTime64(0, 3, 'UTC')
 {%- endmacro %}
 
-{#- 'critical' at critical_factor x the threshold, 'warning' from the threshold. -#}
+{#- A duration of var `seconds`, or of `windows` windows of the machine, whichever is longer (in milliseconds). -#}
+{% macro at_least(seconds, windows, window_ms) -%}
+greatest({{ seconds }} * 1000, {{ windows }} * {{ window_ms }})
+{%- endmacro %}
+
+{#- 'critical' at var critical_factor x the threshold, 'warning' from the threshold. -#}
 {% macro severity(score, threshold) -%}
 if({{ score }} >= {{ threshold }} * {{ var('critical_factor') }}, 'critical', 'warning')
 {%- endmacro %}

@@ -1,5 +1,5 @@
--- The commissioning baseline in force for each machine (its newest `plantwatch baseline fit`), with the inverse of
--- its ridge-regularised correlation matrix for the detectors.
+-- The commissioning baseline in force for each machine (its newest `plantwatch baseline fit`), every fold, with the
+-- inverse of its ridge-regularised correlation matrix for the detectors.
 with
 
 baselines as (
@@ -12,12 +12,19 @@ inverted as (
         fitted_at,
         fitted_from,
         fitted_to,
+        fold,
+        fold_from,
+        fold_to,
         windows,
         sensor_ids,
         means,
         stds,
         noise_mads,
-        {{ baseline_inverse('correlation') }} as inverse
+        reading_counts,
+        quanta,
+        flat_runs,
+        drift_rates,
+        {{ baseline_inverse('correlation', 'windows') }} as inverse
     from baselines
 )
 

@@ -1,20 +1,22 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    engine='ReplacingMergeTree(max_ingested_at)',
+    engine='ReplacingMergeTree(computed_at)',
     order_by='(machine_id, sensor_id, window_start)',
     partition_by='toYYYYMM(window_start)',
     indexes=[
-        {'name': 'max_ingested_at_minmax', 'definition': 'max_ingested_at TYPE minmax GRANULARITY 1'},
+        {'name': 'computed_at_minmax', 'definition': 'computed_at TYPE minmax GRANULARITY 1'},
         {'name': 'fault_kind_minmax', 'definition': 'fault_kind TYPE minmax GRANULARITY 1'},
     ],
 ) }}
 -- One row per machine, sensor and window in which the machine reported (including windows the sensor missed), with
--- the sensor fault seen there, if any: 'impossible_value' (a reading outside the sensor's physical range),
--- 'dropout' (fewer readings than var dropout_fraction of the machine's best-served sensor, once the machine has
--- reported past the window) or 'stuck' (at least var stuck_min_readings readings, all equal, while most of the
--- machine's other sensors move); '' when none. Sensor faults go to maintenance, never to machine alerts.
--- The machine's sensors are those it reported in the var baseline_window_minutes before the recomputed windows.
+-- what needs no baseline to judge: 'impossible_value' (a reading outside the sensor's physical range, where the
+-- seeds give one), 'dropout' (fewer readings than var dropout_fraction of the machine's best-served sensor, once
+-- the machine has reported past the window), '' when neither; and how long the sensor has sat still: flat_run, the
+-- windows in a row (this one included) whose readings all had one value, the same value. Whether a flat run is a
+-- stuck sensor depends on how long this sensor sits still when healthy (learned with its baseline: a quantized
+-- sensor may sit still for many windows), so it is decided in int_sensor_window_scores.
+-- The machine's sensors are those it reported in the var baseline_reference_windows windows before.
 with
 
 windows as (
@@ -34,24 +36,26 @@ spec_limits as (
 ),
 
 changed as (
-    {{ changed_since(ref('int_sensor_windows'), 'window_start') }}
+    {{ changed_since(ref('int_sensor_windows')) }}
+),
+
+with_context as (
+    select
+        changed.machine_id as machine_id,
+        changed.since as since,
+        changed.since - toIntervalMillisecond({{ var('baseline_reference_windows') }} * cadence.window_ms)
+            as context_since
+    from changed
+    inner join {{ ref('int_machine_cadence') }} as cadence final on changed.machine_id = cadence.machine_id
 ),
 
 context as (
-    select windows.*, changed.since as since
-    from windows
-    inner join changed on windows.machine_id = changed.machine_id
-    where windows.window_start >= changed.since
-      and windows.window_start >= (select min(since) from changed)
+    {{ in_scope('windows', 'with_context', time_column='window_start', since_column='context_since') }}
 ),
 
 machine_sensors as (
-    select windows_seen.machine_id as machine_id, sensor_id, any(sensor_kind) as sensor_kind
-    from {{ ref('int_sensor_windows') }} as windows_seen
-    inner join changed on windows_seen.machine_id = changed.machine_id
-    where windows_seen.window_start >= changed.since - toIntervalMinute({{ var('baseline_window_minutes') }})
-      and windows_seen.window_start
-          >= (select min(since) from changed) - toIntervalMinute({{ var('baseline_window_minutes') }})
+    select machine_id, sensor_id, any(sensor_kind) as sensor_kind
+    from context
     group by machine_id, sensor_id
 ),
 
@@ -59,6 +63,8 @@ machine_windows as (
     select
         machine_id,
         window_start,
+        any(window_ms) as window_ms,
+        any(scope_since) as since,
         max(reading_count) as expected_readings,
         countIf(reading_count >= {{ var('stuck_min_readings') }} and max_value = min_value) / count() as flat_fraction,
         max(max_ingested_at) as max_ingested_at
@@ -78,6 +84,8 @@ grid as (
         machine_sensors.sensor_id as sensor_id,
         machine_sensors.sensor_kind as sensor_kind,
         machine_windows.window_start as window_start,
+        machine_windows.window_ms as window_ms,
+        machine_windows.since as since,
         machine_windows.expected_readings as expected_readings,
         machine_windows.flat_fraction as flat_fraction,
         machine_windows.max_ingested_at as max_ingested_at,
@@ -93,6 +101,8 @@ observed as (
         grid.sensor_id as sensor_id,
         grid.sensor_kind as sensor_kind,
         grid.window_start as window_start,
+        grid.window_ms as window_ms,
+        grid.since as since,
         grid.expected_readings as expected_readings,
         grid.flat_fraction as flat_fraction,
         grid.max_ingested_at as max_ingested_at,
@@ -114,6 +124,8 @@ with_ranges as (
         observed.sensor_id as sensor_id,
         observed.sensor_kind as sensor_kind,
         observed.window_start as window_start,
+        observed.window_ms as window_ms,
+        observed.since as since,
         observed.expected_readings as expected_readings,
         observed.flat_fraction as flat_fraction,
         observed.max_ingested_at as max_ingested_at,
@@ -140,37 +152,73 @@ with_ranges as (
         on machines.model = spec_limits.model and observed.sensor_kind = spec_limits.sensor_kind
 ),
 
-scored as (
+marked as (
     select
         *,
-        reported and (min_value < physical_min or max_value > physical_max) as impossible,
-        latest_at >= {{ window_end('window_start') }}
-            and reading_count < {{ var('dropout_fraction') }} * expected_readings as dropped,
-        reported
-            and reading_count >= {{ var('stuck_min_readings') }}
-            and max_value = min_value
-            and flat_fraction < {{ var('stopped_fraction') }} as stuck
+        reported and reading_count >= 2 and max_value = min_value as flat,
+        {{ window_index('window_start', 'window_ms') }} as position
     from with_ranges
 ),
 
-sensor_faults as (
+with_previous as (
+    select
+        *,
+        lagInFrame(flat, 1, false) over by_time as previous_flat,
+        lagInFrame(min_value, 1, nan) over by_time as previous_value,
+        lagInFrame(position, 1, toInt64(-2)) over by_time as previous_position
+    from marked
+    window by_time as (
+        partition by machine_id, sensor_id order by window_start rows between 1 preceding and current row
+    )
+),
+
+numbered as (
+    select
+        *,
+        sum(toUInt64(not (flat and previous_flat and previous_value = min_value and previous_position = position - 1)))
+            over (partition by machine_id, sensor_id order by window_start rows between unbounded preceding and current row)
+            as run_number
+    from with_previous
+),
+
+checked as (
+    select
+        *,
+        reported and (min_value < physical_min or max_value > physical_max) as impossible,
+        latest_at >= {{ window_end('window_start', 'window_ms') }}
+            and reading_count < {{ var('dropout_fraction') }} * expected_readings as dropped,
+        if(flat, toUInt32(row_number() over by_run), 0) as flat_run,
+        sum(if(flat, reading_count, 0)) over by_run as flat_readings
+    from numbered
+    window by_run as (
+        partition by machine_id, sensor_id, run_number order by window_start
+        rows between unbounded preceding and current row
+    )
+),
+
+sensor_checks as (
     select
         machine_id,
         sensor_id,
         sensor_kind,
         window_start,
-        {{ window_end('window_start') }} as window_end,
+        {{ window_end('window_start', 'window_ms') }} as window_end,
+        window_ms,
         reading_count,
         expected_readings,
-        multiIf(impossible, 'impossible_value', dropped, 'dropout', stuck, 'stuck', '') as fault_kind,
+        multiIf(impossible, 'impossible_value', dropped, 'dropout', '') as fault_kind,
         multiIf(
             impossible, greatest(physical_min - min_value, max_value - physical_max) / (physical_max - physical_min),
             dropped, 1 - reading_count / expected_readings,
-            stuck, toFloat64(reading_count),
             0.
         ) as score,
-        max_ingested_at
-    from scored
+        flat_run,
+        toUInt64(flat_readings) as flat_readings,
+        flat_fraction,
+        max_ingested_at,
+        now64(3) as computed_at
+    from checked
+    where window_start >= since
 )
 
-select * from sensor_faults
+select * from sensor_checks

@@ -1,13 +1,14 @@
 {{ config(
     materialized='incremental',
     incremental_strategy='append',
-    engine='ReplacingMergeTree(max_ingested_at)',
+    engine='ReplacingMergeTree(computed_at)',
     order_by='(machine_id, sensor_id, window_start)',
     partition_by='toYYYYMM(window_start)',
-    indexes=[{'name': 'max_ingested_at_minmax', 'definition': 'max_ingested_at TYPE minmax GRANULARITY 1'}],
+    indexes=[{'name': 'computed_at_minmax', 'definition': 'computed_at TYPE minmax GRANULARITY 1'}],
 ) }}
--- One row per machine, sensor and detector window (var window_seconds): the window's statistics, including the
--- spread of the readings around the window's own linear trend (what the spike detector scores).
+-- One row per machine, sensor and detector window (the machine's window length, int_machine_cadence): the window's
+-- statistics, including the spread of the readings around the window's own linear trend (what the spike detector
+-- scores) and the smallest step between two successive readings (a quantized sensor's resolution).
 with
 
 readings as (
@@ -18,19 +19,30 @@ raw_readings as (
     select * from {{ source('plantwatch', 'readings_raw') }}
 ),
 
+cadence as (
+    select * from {{ ref('int_machine_cadence') }} final
+),
+
 changed as (
-    {{ changed_since('raw_readings', 'event_time', watermark='ingested_at') }}
+    {{ readings_changed_since('raw_readings', cadence='cadence') }}
 ),
 
 in_scope as (
     {{ in_scope('readings', 'changed') }}
 ),
 
+with_cadence as (
+    select in_scope.*, cadence.window_ms as machine_window_ms
+    from in_scope
+    inner join cadence on in_scope.machine_id = cadence.machine_id
+),
+
 windowed as (
     select
         machine_id,
         sensor_id,
-        {{ window_start('event_time') }} as window_start,
+        {{ window_start('event_time', 'machine_window_ms') }} as window_start,
+        any(machine_window_ms) as window_ms,
         any(sensor_kind) as sensor_kind,
         count() as reading_count,
         avg(value) as mean,
@@ -41,10 +53,10 @@ windowed as (
         argMax(value, event_time) as last_value,
         min(event_time) as first_at,
         max(event_time) as last_at,
-        groupArray(value) as window_values,
-        groupArray(dateDiff('millisecond', window_start, event_time) / 1000) as offsets,
+        arraySort((v, t) -> t, groupArray(value), groupArray(event_time)) as window_values,
+        arraySort(groupArray(dateDiff('millisecond', window_start, event_time) / 1000)) as offsets,
         max(ingested_at) as max_ingested_at
-    from in_scope
+    from with_cadence
     group by machine_id, sensor_id, window_start
 ),
 
@@ -58,7 +70,8 @@ detrended as (
             arrayMap(v -> v - mean, window_values)
         ) as residuals,
         arrayReduce('median', residuals) as residual_median,
-        arrayMap(r -> abs(r - residual_median), residuals) as deviations
+        arrayMap(r -> abs(r - residual_median), residuals) as deviations,
+        arrayFilter(step -> step > 0, arrayMap(d -> abs(d), arrayDifference(window_values))) as steps
     from windowed
 ),
 
@@ -68,7 +81,8 @@ window_stats as (
         sensor_id,
         sensor_kind,
         window_start,
-        {{ window_end('window_start') }} as window_end,
+        {{ window_end('window_start', 'window_ms') }} as window_end,
+        window_ms,
         reading_count,
         mean,
         stddev,
@@ -81,7 +95,9 @@ window_stats as (
         if(reading_count >= 3, fit.1, 0.) as trend_per_second,
         arrayReduce('median', deviations) as residual_mad,
         arrayReduce('max', deviations) as residual_peak,
-        max_ingested_at
+        if(empty(steps), 0., arrayMin(steps)) as min_step,
+        max_ingested_at,
+        now64(3) as computed_at
     from detrended
 )
 

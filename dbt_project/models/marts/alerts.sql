@@ -1,8 +1,9 @@
 {{ config(materialized='table', engine='MergeTree()', order_by='(machine_id, started_at)') }}
 -- Alert episodes: consecutive flags of one machine, sensor, category and kind, no more than
--- var alert_merge_gap_seconds apart, make one alert. An alert is resolved once the machine has reported for
--- var alert_resolve_after_seconds (event time) past its last flag; ended_at is then its last flag's window end.
--- alert_id is stable across runs: a hash of the episode's machine, sensor, category, kind and start.
+-- var alert_merge_gap_seconds (or var alert_merge_gap_windows of the machine's windows, if longer) apart, make one
+-- alert. An alert is resolved once the machine has reported for var alert_resolve_after_seconds (or
+-- var alert_resolve_after_windows windows) of event time past its last flag; ended_at is then its last flag's
+-- window end. alert_id is stable across runs: a hash of the episode's machine, sensor, category, kind and start.
 with
 
 anomaly_flags as (
@@ -13,14 +14,8 @@ sensor_fault_flags as (
     select * from {{ ref('sensor_fault_flags') }}
 ),
 
-per_minute as (
-    select * from {{ ref('int_readings_per_minute') }}
-),
-
-latest_readings as (
-    select machine_id, maxMerge(last_at_state) as latest_at
-    from per_minute
-    group by machine_id
+last_readings as (
+    select * from {{ ref('int_machine_last_readings') }}
 ),
 
 flags as (
@@ -33,24 +28,28 @@ flags as (
 
 sequenced as (
     select
-        *,
+        flags.*,
+        last_readings.window_ms as window_ms,
         lagInFrame(window_end, 1, {{ epoch() }}) over (
             partition by machine_id, sensor_id, category, kind
             order by window_start
             rows between 1 preceding and current row
         ) as previous_end
     from flags
+    left join last_readings on flags.machine_id = last_readings.machine_id
 ),
 
 numbered as (
     select
         *,
-        sum(toUInt64(dateDiff('millisecond', previous_end, window_start) > {{ var('alert_merge_gap_seconds') * 1000 }}))
-            over (
-                partition by machine_id, sensor_id, category, kind
-                order by window_start
-                rows between unbounded preceding and current row
-            ) as episode
+        sum(toUInt64(
+            dateDiff('millisecond', previous_end, window_start)
+                > {{ at_least(var('alert_merge_gap_seconds'), var('alert_merge_gap_windows'), 'window_ms') }}
+        )) over (
+            partition by machine_id, sensor_id, category, kind
+            order by window_start
+            rows between unbounded preceding and current row
+        ) as episode
     from sequenced
 ),
 
@@ -78,8 +77,8 @@ alerts as (
         kind,
         severity,
         if(
-            dateDiff('millisecond', last_flag_at, latest_readings.latest_at)
-                > {{ var('alert_resolve_after_seconds') * 1000 }},
+            dateDiff('millisecond', last_flag_at, last_readings.last_reading_at)
+                > {{ at_least(var('alert_resolve_after_seconds'), var('alert_resolve_after_windows'), 'last_readings.window_ms') }},
             'resolved', 'open'
         ) as status,
         started_at,
@@ -88,7 +87,7 @@ alerts as (
         toUInt64(flag_count) as flag_count,
         toFloat64(max_score) as max_score
     from episodes
-    left join latest_readings on episodes.machine_id = latest_readings.machine_id
+    left join last_readings on episodes.machine_id = last_readings.machine_id
 )
 
 select * from alerts

@@ -1,49 +1,74 @@
 -- Machine anomalies, one row per flagged (machine, sensor or '' for the whole machine, window):
---   spec_breach  readings outside the spec limits of the machine's model (int_spec_breaches, the materialized view);
---                score: the largest excess as a fraction of the spec band; critical beyond var spec_critical_margin
---   spike        robust z of the window's largest deviation from its own trend (var spike_threshold)
---   drift        EWMA of the sensor's residual against its machine's other sensors (var drift_threshold)
---   multivariate Hotelling T-squared per sensor of the machine's window means (var multivariate_threshold)
--- A window near a sensor fault (var fault_suppress_seconds) is not flagged: on that sensor for spec_breach and
--- spike, on the whole machine for drift and multivariate (they read all its sensors). Sensor faults themselves are
--- in sensor_fault_flags.
--- The flag conditions are plain comparisons on the score columns (drift_score >= t or <= -t, not abs()), so that
--- the score tables' minmax indexes skip the granules without a flag: this mart reads little of a long history.
-{%- set window = var('window_seconds') -%}
-{%- set reach = (var('fault_suppress_seconds') / window) | round(0, 'ceil') | int %}
+--   spec_breach  readings outside the spec limits of the machine's model (int_spec_breaches, the materialized view),
+--                where limits are set; score: the largest excess as a fraction of the spec band; critical beyond
+--                var spec_critical_margin
+--   level        the sensor's window mean against the baseline (|z|)
+--   spike        the reading furthest from its window's trend, in noise units
+--   drift        EWMA of the sensor's residual against its machine's other sensors
+--   multivariate Hotelling T-squared per sensor of the machine's window means
+-- The four statistical detectors flag a window when their score reaches the machine's learned threshold
+-- (int_detector_thresholds) in at least var persistence_flags of var persistence_windows consecutive windows, or
+-- on its own at var critical_factor x the threshold (critical). A window near a sensor fault (within
+-- var fault_suppress_windows windows) is not flagged: on that sensor for spec_breach, level and spike, on the whole
+-- machine for drift and multivariate (they read all its sensors). Sensor faults are in sensor_fault_flags.
+-- Scores are first cut at the lowest threshold of any machine (plain comparisons, so that the score tables' minmax
+-- indexes skip the granules without a flag): this mart reads little of a long history.
+{%- set k = var('persistence_flags') -%}
+{%- set n = var('persistence_windows') -%}
+{%- set reach = var('fault_suppress_windows') -%}
+{%- set thresholds_table = ref('int_detector_thresholds') -%}
+{%- set lowest = {} -%}
+{%- for detector in ['level', 'spike', 'drift', 'multivariate'] -%}
+{%- do lowest.update({detector: '(select min(' ~ detector ~ '_threshold) from ' ~ thresholds_table ~ ')'}) -%}
+{%- endfor %}
 with
 
 spec_breaches as (
     select * from {{ ref('int_spec_breaches') }}
 ),
 
+thresholds as (
+    select * from {{ thresholds_table }} final
+),
+
+cadence as (
+    select * from {{ ref('int_machine_cadence') }} final
+),
+
 sensor_scores as (
     {{ latest_rows_where(
         ref('int_sensor_window_scores'), ['machine_id', 'sensor_id', 'window_start'],
-        'spike_score >= ' ~ var('spike_threshold') ~ ' or drift_score >= ' ~ var('drift_threshold')
-        ~ ' or drift_score <= -' ~ var('drift_threshold')
+        'level_score >= ' ~ lowest['level'] ~ ' or spike_score >= ' ~ lowest['spike']
+        ~ ' or drift_score >= ' ~ lowest['drift'] ~ ' or drift_score <= -' ~ lowest['drift']
     ) }}
 ),
 
 machine_scores as (
     {{ latest_rows_where(
         ref('int_machine_window_scores'), ['machine_id', 'window_start'],
-        "baseline_kind != '' and t_squared / dims >= " ~ var('multivariate_threshold')
+        "baseline_kind != '' and multivariate_score >= " ~ lowest['multivariate']
     ) }}
 ),
 
 sensor_faults as (
-    {{ latest_rows_where(ref('int_sensor_fault_windows'), ['machine_id', 'sensor_id', 'window_start'], "fault_kind != ''") }}
+    select machine_id, sensor_id, window_start, window_ms from ({{ latest_rows_where(
+        ref('int_sensor_window_checks'), ['machine_id', 'sensor_id', 'window_start'], "fault_kind != ''"
+    ) }})
+    union all
+    select scores.machine_id, scores.sensor_id, scores.window_start, cadence.window_ms
+    from ({{ latest_rows_where(ref('int_sensor_window_scores'), ['machine_id', 'sensor_id', 'window_start'], 'stuck') }})
+        as scores
+    inner join cadence on scores.machine_id = cadence.machine_id
 ),
 
 suppressed_sensor_windows as (
     select distinct
         machine_id,
         sensor_id,
-        arrayJoin(arrayMap(k -> window_start + toIntervalSecond(k * {{ window }}), range(-{{ reach }}, {{ reach + 1 }})))
-            as window_start
+        arrayJoin(arrayMap(
+            k -> window_start + toIntervalMillisecond(k * window_ms), range(-{{ reach }}, {{ reach + 1 }})
+        )) as window_start
     from sensor_faults
-    where fault_kind != ''
 ),
 
 suppressed_machine_windows as (
@@ -51,68 +76,99 @@ suppressed_machine_windows as (
     from suppressed_sensor_windows
 ),
 
-spec_flags as (
+candidates as (
+    {%- for detector in ['level', 'spike', 'drift'] %}
+    select
+        machine_id, sensor_id, '{{ detector }}' as flag_kind, window_start, window_end, baseline_kind,
+        baseline_version, {{ 'abs(drift_score)' if detector == 'drift' else detector ~ '_score' }} as score
+    from sensor_scores
+    union all
+    {%- endfor %}
+    select
+        machine_id, '' as sensor_id, 'multivariate' as flag_kind, window_start, window_end, baseline_kind,
+        baseline_version, multivariate_score as score
+    from machine_scores
+),
+
+exceeding as (
+    select
+        candidates.machine_id as machine_id,
+        candidates.sensor_id as sensor_id,
+        candidates.flag_kind as flag_kind,
+        candidates.window_start as window_start,
+        candidates.window_end as window_end,
+        candidates.score as score,
+        multiIf(
+            flag_kind = 'level', thresholds.level_threshold,
+            flag_kind = 'spike', thresholds.spike_threshold,
+            flag_kind = 'drift', thresholds.drift_threshold,
+            thresholds.multivariate_threshold
+        ) as threshold,
+        {{ window_index('candidates.window_start', 'cadence.window_ms') }} as position
+    from candidates
+    inner join thresholds
+        on candidates.machine_id = thresholds.machine_id
+        and candidates.baseline_kind = thresholds.baseline_kind
+        and candidates.baseline_version = thresholds.baseline_version
+    inner join cadence on candidates.machine_id = cadence.machine_id
+    where candidates.score >= threshold
+),
+
+counted as (
+    select
+        *,
+        count() over (
+            partition by machine_id, sensor_id, flag_kind order by position
+            range between {{ n - 1 }} preceding and current row
+        ) as in_span_ending_here
+    from exceeding
+),
+
+persisted as (
+    select
+        *,
+        max(in_span_ending_here) over (
+            partition by machine_id, sensor_id, flag_kind order by position
+            range between current row and {{ n - 1 }} following
+        ) >= {{ k }} or score >= {{ var('critical_factor') }} * threshold as flagged
+    from counted
+),
+
+statistical_flags as (
     select
         machine_id,
         sensor_id,
+        flag_kind,
+        window_start,
+        window_end,
+        score,
+        {{ severity('score', 'threshold') }} as severity
+    from persisted
+    where flagged
+),
+
+spec_flags as (
+    select
+        spec_breaches.machine_id as machine_id,
+        spec_breaches.sensor_id as sensor_id,
         'spec_breach' as flag_kind,
-        {{ window_start('event_time') }} as window_start,
-        {{ window_end('window_start') }} as window_end,
+        {{ window_start('spec_breaches.event_time', 'cadence.window_ms') }} as window_start,
+        {{ window_end('window_start', 'any(cadence.window_ms)') }} as window_end,
         max(greatest(value - upper, lower - value) / (upper - lower)) as score,
         if(score >= {{ var('spec_critical_margin') }}, 'critical', 'warning') as severity
     from spec_breaches
+    inner join cadence on spec_breaches.machine_id = cadence.machine_id
     group by machine_id, sensor_id, window_start
-),
-
-spike_flags as (
-    select
-        machine_id,
-        sensor_id,
-        'spike' as flag_kind,
-        window_start,
-        window_end,
-        spike_score as score,
-        {{ severity('score', var('spike_threshold')) }} as severity
-    from sensor_scores
-    where spike_score >= {{ var('spike_threshold') }}
-),
-
-drift_flags as (
-    select
-        machine_id,
-        sensor_id,
-        'drift' as flag_kind,
-        window_start,
-        window_end,
-        abs(drift_score) as score,
-        {{ severity('score', var('drift_threshold')) }} as severity
-    from sensor_scores
-    where abs(drift_score) >= {{ var('drift_threshold') }}
-),
-
-multivariate_flags as (
-    select
-        machine_id,
-        '' as sensor_id,
-        'multivariate' as flag_kind,
-        window_start,
-        window_end,
-        t_squared / dims as score,
-        {{ severity('score', var('multivariate_threshold')) }} as severity
-    from machine_scores
-    where baseline_kind != '' and t_squared / dims >= {{ var('multivariate_threshold') }}
 ),
 
 sensor_level_flags as (
     select * from spec_flags
     union all
-    select * from spike_flags
+    select * from statistical_flags where flag_kind in ('level', 'spike')
 ),
 
 machine_level_flags as (
-    select * from drift_flags
-    union all
-    select * from multivariate_flags
+    select * from statistical_flags where flag_kind in ('drift', 'multivariate')
 ),
 
 unsuppressed_sensor_level as (

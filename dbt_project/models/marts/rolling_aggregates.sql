@@ -23,7 +23,7 @@ raw_readings as (
 ),
 
 changed as (
-    {{ changed_since('raw_readings', 'event_time', watermark='ingested_at') }}
+    {{ readings_changed_since('raw_readings') }}
 ),
 
 in_scope as (

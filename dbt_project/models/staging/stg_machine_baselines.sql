@@ -1,29 +1,39 @@
--- The commissioning baseline in force for each machine: its newest fit.
+-- The commissioning baseline in force for each machine: every fold of its newest fit (fold 0 the baseline itself).
+-- Fits stored before folds, quanta, flat runs and drift rates were recorded read as one fold without them.
 with
 
 fits as (
     select * from {{ source('plantwatch', 'machine_baselines') }}
 ),
 
-versioned as (
-    select *, fitted_at as fit_version from fits
+newest as (
+    select machine_id, max(fitted_at) as fitted_at
+    from fits
+    group by machine_id
 ),
 
-newest as (
+in_force as (
     select
-        toString(machine_id) as machine_id,
-        max(fit_version) as fitted_at,
-        argMax(fitted_from, fit_version) as fitted_from,
-        argMax(fitted_to, fit_version) as fitted_to,
-        argMax(fitted_by, fit_version) as fitted_by,
-        argMax(windows, fit_version) as windows,
-        argMax(sensor_ids, fit_version) as sensor_ids,
-        argMax(means, fit_version) as means,
-        argMax(stds, fit_version) as stds,
-        argMax(noise_mads, fit_version) as noise_mads,
-        argMax(correlation, fit_version) as correlation
-    from versioned
-    group by machine_id
+        toString(fits.machine_id) as machine_id,
+        fits.fitted_at as fitted_at,
+        fits.fitted_from as fitted_from,
+        fits.fitted_to as fitted_to,
+        fits.fitted_by as fitted_by,
+        fits.fold as fold,
+        fits.fold_from as fold_from,
+        fits.fold_to as fold_to,
+        fits.windows as windows,
+        fits.sensor_ids as sensor_ids,
+        fits.means as means,
+        fits.stds as stds,
+        fits.noise_mads as noise_mads,
+        arrayResize(fits.reading_counts, length(fits.sensor_ids), 1.) as reading_counts,
+        arrayResize(fits.quanta, length(fits.sensor_ids), 0.) as quanta,
+        arrayResize(fits.flat_runs, length(fits.sensor_ids), toUInt32(0)) as flat_runs,
+        arrayResize(fits.drift_rates, length(fits.sensor_ids), 0.) as drift_rates,
+        fits.correlation as correlation
+    from fits
+    inner join newest on fits.machine_id = newest.machine_id and fits.fitted_at = newest.fitted_at
 )
 
-select * from newest
+select * from in_force

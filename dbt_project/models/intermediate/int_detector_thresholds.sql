@@ -1,0 +1,152 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='append',
+    engine='ReplacingMergeTree(computed_at)',
+    order_by='(machine_id, baseline_kind, baseline_version)',
+) }}
+{%- set block = var('baseline_block_windows') -%}
+{%- set blocks_back = (var('baseline_reference_windows') / block) | round(0, 'ceil') | int -%}
+{%- set detectors = ['multivariate', 'level', 'spike', 'drift'] -%}
+-- Each detector's threshold, learned from the machine's own scores over a healthy period so that about
+-- var false_alarm_rate of healthy windows would exceed it (before persistence): for a commissioning baseline, the
+-- out-of-sample scores of the fitted period (every window scored by the fold that left it out); for a trailing
+-- baseline, the scores of the reference windows before each block. The rate is far in the tail of few windows, so
+-- the threshold extrapolates the tail from the median and the 90th percentile (macro tail_threshold), which a few
+-- faulty windows in the period do not move; it is never below the detector's var min_threshold.
+-- Detector scores per window: multivariate (T-squared per sensor), level (largest |z|), spike (largest spike score),
+-- drift (largest |drift score|) over the machine's sensors. Fewer than var threshold_min_windows scored windows: no
+-- threshold (the machine is still learning).
+with
+
+machine_scores as (
+    select * from {{ ref('int_machine_window_scores') }} final
+),
+
+sensor_scores as (
+    select * from {{ ref('int_sensor_window_scores') }} final
+),
+
+cadence as (
+    select * from {{ ref('int_machine_cadence') }} final
+),
+
+changed as (
+    {{ changed_since(ref('int_sensor_window_scores')) }}
+),
+
+with_context as (
+    select
+        changed.machine_id as machine_id,
+        intDiv({{ window_index('changed.since', 'cadence.window_ms') }}, {{ block }}) as since_block,
+        {{ ms_time('(since_block - ' ~ blocks_back ~ ') * ' ~ block ~ ' * cadence.window_ms') }} as context_since
+    from changed
+    inner join cadence on changed.machine_id = cadence.machine_id
+),
+
+{#- a commissioning baseline's calibrating windows, wherever they lie; the reference windows of trailing blocks -#}
+{%- for name, relation in [('scoped_machine_scores', 'machine_scores'), ('scoped_sensor_scores', 'sensor_scores')] %}
+{{ name }} as (
+    select {{ relation }}.*
+    from {{ relation }}
+    inner join with_context on {{ relation }}.machine_id = with_context.machine_id
+    where {{ relation }}.machine_id in (select machine_id from with_context)
+      and ({{ relation }}.calibrating or {{ relation }}.window_start >= with_context.context_since)
+),
+{% endfor %}
+sensor_maxima as (
+    select machine_id, window_start, max(spike_score) as spike_score, max(abs(drift_score)) as drift_score
+    from scoped_sensor_scores
+    group by machine_id, window_start
+),
+
+window_scores as (
+    select
+        scores.machine_id as machine_id,
+        scores.window_start as window_start,
+        scores.window_ms as window_ms,
+        scores.baseline_kind as baseline_kind,
+        scores.baseline_version as baseline_version,
+        scores.calibrating as calibrating,
+        scores.multivariate_score as multivariate_score,
+        scores.level_score as level_score,
+        sensor_maxima.spike_score as spike_score,
+        sensor_maxima.drift_score as drift_score
+    from scoped_machine_scores as scores
+    inner join sensor_maxima
+        on scores.machine_id = sensor_maxima.machine_id and scores.window_start = sensor_maxima.window_start
+    where scores.baseline_kind != ''
+),
+
+commissioning as (
+    select
+        machine_id,
+        'commissioning' as baseline_kind,
+        baseline_version,
+        count() as calibration_windows,
+        {%- for detector in detectors %}
+        quantilesExact(0.5, 0.9)({{ detector }}_score) as {{ detector }}_quantiles{{ ',' if not loop.last }}
+        {%- endfor %}
+    from window_scores
+    where baseline_kind = 'commissioning' and calibrating
+    group by machine_id, baseline_version
+),
+
+trailing_blocks as (
+    select
+        machine_id,
+        window_ms,
+        intDiv({{ window_index('window_start', 'window_ms') }}, {{ block }}) as source_block,
+        {%- for detector in detectors %}
+        groupArray({{ detector }}_score) as {{ detector }}_scores{{ ',' if not loop.last }}
+        {%- endfor %}
+    from window_scores
+    where baseline_kind = 'trailing'
+    group by machine_id, window_ms, source_block
+),
+
+trailing as (
+    select
+        trailing_blocks.machine_id as machine_id,
+        'trailing' as baseline_kind,
+        arrayJoin(arrayMap(k -> source_block + k, range(1, {{ blocks_back + 1 }}))) as block,
+        {{ ms_time('block * ' ~ block ~ ' * trailing_blocks.window_ms') }} as baseline_version,
+        sum(length(multivariate_scores)) as calibration_windows,
+        {%- for detector in detectors %}
+        arrayReduce('quantilesExact(0.5, 0.9)', arrayFlatten(groupArray({{ detector }}_scores)))
+            as {{ detector }}_quantiles{{ ',' if not loop.last }}
+        {%- endfor %}
+    from trailing_blocks
+    inner join with_context on trailing_blocks.machine_id = with_context.machine_id
+    where block > with_context.since_block
+    group by machine_id, trailing_blocks.window_ms, block
+),
+
+calibrated as (
+    select machine_id, baseline_kind, baseline_version, calibration_windows,
+           {%- for detector in detectors %}
+           {{ detector }}_quantiles{{ ',' if not loop.last }}
+           {%- endfor %}
+    from commissioning
+    union all
+    select machine_id, baseline_kind, baseline_version, calibration_windows,
+           {%- for detector in detectors %}
+           {{ detector }}_quantiles{{ ',' if not loop.last }}
+           {%- endfor %}
+    from trailing
+),
+
+thresholds as (
+    select
+        machine_id,
+        baseline_kind,
+        baseline_version,
+        toUInt64(calibration_windows) as calibration_windows,
+        {%- for detector in detectors %}
+        {{ tail_threshold(detector ~ '_quantiles', var('min_threshold')[detector]) }} as {{ detector }}_threshold,
+        {%- endfor %}
+        now64(3) as computed_at
+    from calibrated
+    where calibration_windows >= {{ var('threshold_min_windows') }}
+)
+
+select * from thresholds
