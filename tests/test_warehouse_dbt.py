@@ -204,9 +204,9 @@ def test_rolling_aggregates_match_the_readings(query: Callable[[str], list[tuple
             assert row[2:] == pytest.approx(want[2:], rel=1e-9, abs=1e-9), (seconds, row[0])
 
 
-TABLES = ("int_machine_cadence", "int_sensor_windows", "int_sensor_window_checks", "int_detector_thresholds", "int_trailing_baselines", "int_machine_window_scores",
-          "int_sensor_window_scores", "rolling_aggregates", "pipeline_stats", "alerts", "anomaly_flags",
-          "sensor_fault_flags", "machine_health")  # fmt: skip
+TABLES = ("int_machine_cadence", "int_sensor_windows", "int_sensor_window_checks", "int_trailing_baselines",
+          "int_machine_window_scores", "int_sensor_window_scores", "int_detector_thresholds", "rolling_aggregates",
+          "pipeline_stats", "alerts", "anomaly_flags", "sensor_fault_flags", "machine_health")  # fmt: skip
 
 
 def snapshot(query: Callable[[str], list[tuple]]) -> dict[str, tuple[list, list]]:
