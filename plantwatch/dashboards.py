@@ -246,12 +246,26 @@ GROUP BY time, flag_kind ORDER BY time""",
                 "overrides": [],
             },
         ),
+        panel(
+            "table",
+            "Alert history (plantwatch alerts --every: what fired, when it was notified and resolved)",
+            (0, 31, 24, 9),
+            [
+                sql("""
+SELECT started_at, rule_title AS rule, machine_id, sensor_id, severity, status, fired_at, resolved_at,
+       pending_seconds, firing_seconds, summary
+FROM alert_history WHERE $__timeFilter(started_at)
+ORDER BY started_at DESC
+LIMIT 500""")
+            ],
+            fieldConfig={"defaults": {"links": machine_links()}, "overrides": []},
+        ),
     ]
     line = query_variable("line", "line", "SELECT DISTINCT line_id FROM machines ORDER BY line_id", multi=True)
     return dashboard(
         "pw-plant-overview",
         "Plant overview",
-        "Every machine's health and the open alerts (machine anomalies and sensor faults).",
+        "Every machine's health, the open alerts (machine anomalies and sensor faults) and the alert history.",
         panels,
         variables=[line],
     )
