@@ -368,9 +368,10 @@ class Evaluation:
 class Evaluator:
     """`plantwatch alerts --every`: the rule file evaluated again and again, with state, history and Alertmanager.
 
-    ``uids`` limits the rules evaluated (the demo's replay); ``alertmanager_url`` None pushes nowhere (state and
-    history only). Evaluate with :meth:`evaluate` (``now`` may be a simulated time: it dates pending, firing,
-    resolution and the history; Alertmanager's validity of a firing alert is always counted from the wall clock).
+    ``uids`` limits the rules evaluated and ``rules_client`` runs their queries elsewhere (the demo's replay);
+    ``alertmanager_url`` None pushes nowhere (state and history only). Evaluate with :meth:`evaluate` (``now``
+    may be a simulated time: it dates pending, firing, resolution and the history; Alertmanager's validity of a
+    firing alert is always counted from the wall clock).
     """
 
     def __init__(
@@ -380,6 +381,8 @@ class Evaluator:
         alertmanager_url: str | None = None,
         uids: set[str] | None = None,
         interval: float = 15.0,
+        rules_client: Client | None = None,
+        extra_labels: dict[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.rules = [r for r in load_rules(rules_file or settings.alerting.rules_file) if not uids or r.uid in uids]
@@ -390,6 +393,8 @@ class Evaluator:
         self.valid_for = timedelta(seconds=4 * max(interval, 60.0))
         self.instances: dict[Key, Instance] | None = None
         self.unsaved: tuple[list[Instance], list[Event]] = ([], [])
+        self._rules_client = rules_client  # the rules' queries on another client (the demo's replay)
+        self.extra_labels = extra_labels or {}  # put on every alert (the demo's run)
         self._reader: Client | None = None
         self._store: AlertStore | None = None
 
@@ -397,7 +402,7 @@ class Evaluator:
         if self._reader is None or self._store is None:
             # Rules read as Grafana's user (what it may not read fails here too); state is the evaluator's own,
             # a derived table like the dbt models, written as the transform user.
-            self._reader = warehouse.client(self.settings, role="grafana")
+            self._reader = self._rules_client or warehouse.client(self.settings, role="grafana")
             self._store = AlertStore(self.settings, warehouse.client(self.settings, role="transform"))
         return self._reader, self._store
 
@@ -424,7 +429,7 @@ class Evaluator:
         rule = result.rule
         firing = Firing(rule.uid, rule.title, self.pending_for[rule.uid], failed=result.state == "error")
         for alert in result.alerts:
-            labels = {**alert.labels, "database": self.settings.clickhouse.database}
+            labels = {**alert.labels, "database": self.settings.clickhouse.database, **self.extra_labels}
             firing.alerts[fingerprint(labels)] = (labels, self._annotations(rule, alert), alert.values)
         return firing
 

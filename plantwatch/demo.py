@@ -2,7 +2,9 @@
 
 stack up -> a simulated plant with injected faults published through the SDK logger -> Kafka -> the ingest app
 (a real `plantwatch ingest` process) -> ClickHouse -> dbt build -> the data-quality checkpoint -> the alert rules
--> a summary of what fired against what was injected, and a PNG of a faulty machine's sensors.
+-> the alert lifecycle (the simulated minutes replayed through the continuous evaluator and the stack's
+Alertmanager to a local webhook: plantwatch/alert_replay.py) -> a summary of what fired against what was injected,
+and a PNG of a faulty machine's sensors marked with when each notification went out.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from confluent_kafka import KafkaError, KafkaException
@@ -23,6 +26,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from plantwatch import warehouse
+from plantwatch.alert_replay import Lifecycle, first_sent, replay
 from plantwatch.alerting import evaluate_rules, results_table
 from plantwatch.checks import check_once, print_run
 from plantwatch.report import plot_machine
@@ -51,6 +55,7 @@ class DemoResult:
     firing: list[str]
     detected: list[tuple[str, str, str, bool]]  # (machine, fault kind, alert kinds, detected)
     report: Path
+    lifecycle: Lifecycle  # the alert lifecycle replayed through the evaluator, Alertmanager and a webhook
 
 
 def reset(settings: Settings) -> None:
@@ -161,11 +166,15 @@ def run_demo(settings: Settings, console: Console, minutes: float = 6.0, seed: i
         checks = check_once(settings)
         progress.update(step, description="alert rules")
         results = evaluate_rules(settings)
+        progress.update(step, description="alert lifecycle: the simulated minutes replayed through Alertmanager")
+        began = datetime.fromtimestamp(start_ms / 1000, UTC)
+        lifecycle = replay(settings, began, began + timedelta(minutes=minutes), PROJECT_ROOT / "reports")
         progress.update(step, description="report")
         detected = detection_table(settings, run)
         drifting = [label.machine_id for label in run.labels if label.fault_kind == "drift"]
         faulty = (drifting or [label.machine_id for label in run.labels])[0]
-        report = plot_machine(settings, faulty, PROJECT_ROOT / "reports" / f"demo-{faulty}.png")
+        marks = [(n.at, n.status, n.alertname) for n in first_sent(lifecycle.notifications) if n.machine_id == faulty]
+        report = plot_machine(settings, faulty, PROJECT_ROOT / "reports" / f"demo-{faulty}.png", marks)
         progress.remove_task(step)
 
     console.print(f"[bold]{run.readings:,}[/] readings from {len(plant.machines)} machines published in "
@@ -179,9 +188,31 @@ def run_demo(settings: Settings, console: Console, minutes: float = 6.0, seed: i
     for machine, kind, alerts, hit in detected:
         table.add_row(machine, kind, alerts, "[green]yes[/]" if hit else "[red]no[/]")
     console.print(table)
+    print_lifecycle(console, lifecycle, settings)
     console.print(f"report: {report}")
     firing = [r.rule.title for r in results if r.state == "firing"]
-    return DemoResult(run, landed, checks.success, firing, detected, report)
+    return DemoResult(run, landed, checks.success, firing, detected, report, lifecycle)
+
+
+def print_lifecycle(console: Console, lifecycle: Lifecycle, settings: Settings) -> None:
+    table = Table(
+        "simulated time", "notification", "alert", "machine", "labels",
+        title="Alert lifecycle: notifications received by the demo's webhook (via Alertmanager)",
+    )  # fmt: skip
+    for n in sorted(first_sent(lifecycle.notifications), key=lambda n: n.at):
+        colour = "red" if n.status == "firing" else "green"
+        own = {k: v for k, v in n.labels.items() if k in ("kind", "severity", "sensor_id")}
+        labels = ", ".join(f"{k}={v}" for k, v in own.items())
+        table.add_row(n.at.strftime("%H:%M:%S"), f"[{colour}]{n.status}[/]", n.alertname, n.machine_id, labels)
+    console.print(table)
+    changes = len(lifecycle.events)
+    console.print(
+        f"{changes} alert state changes recorded in {settings.clickhouse.alert_events_table} (mart alert_history); "
+        f"Alertmanager UI: {settings.alertmanager.url}"
+        + (f", screenshot {lifecycle.screenshot}" if lifecycle.screenshot else "")
+    )
+    if lifecycle.problem:
+        console.print(f"[yellow]alert lifecycle: {lifecycle.problem}[/]")
 
 
 def demo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from plantwatch import warehouse
@@ -9,6 +10,7 @@ from plantwatch.settings import Settings
 
 QUERIES = Path(__file__).parent / "sql" / "queries"
 COLOURS = {"machine": "tab:red", "sensor": "tab:orange"}
+NOTIFIED = {"firing": "darkred", "resolved": "darkgreen"}
 
 
 def _query(settings: Settings, name: str, machine: str) -> list[tuple]:
@@ -16,9 +18,12 @@ def _query(settings: Settings, name: str, machine: str) -> list[tuple]:
     return warehouse.client(settings).query(sql, parameters={"machine": machine}).result_rows
 
 
-def plot_machine(settings: Settings, machine: str, out: Path) -> Path:
+def plot_machine(
+    settings: Settings, machine: str, out: Path, notifications: list[tuple[datetime, str, str]] | None = None
+) -> Path:
     """One panel per sensor: the readings, machine-anomaly flags (red) and sensor-fault flags (orange) as bands,
-    and the injected faults (ground truth) as a grey band."""
+    and the injected faults (ground truth) as a grey band. ``notifications`` (time, firing or resolved, alert
+    name) of the machine are marked as vertical lines: when each went out."""
     from matplotlib.figure import Figure  # heavy: imported only when a report is drawn
 
     readings = _query(settings, "machine_readings.sql", machine)
@@ -37,9 +42,18 @@ def plot_machine(settings: Settings, machine: str, out: Path) -> Path:
         for category, flag_sensor, _kind, start, end in flags:
             if flag_sensor in ("", sensor):
                 ax.axvspan(start, end, color=COLOURS[category], alpha=0.35, lw=0)
+        for at, status, _name in notifications or []:
+            ax.axvline(at, color=NOTIFIED.get(status, "black"), ls="--", lw=1.2)
+    for at, status, name in notifications or []:
+        axes[0, 0].annotate(
+            f"{name} {status}", (at, 1.0), xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
+            va="top", ha="right", color=NOTIFIED.get(status, "black"),
+        )  # fmt: skip
     kinds = sorted({f"{f[0]}:{f[2]}" for f in flags}) or ["none"]
+    marks = ", dashed = notification sent (red firing, green resolved)" if notifications else ""
     fig.suptitle(
-        f"{machine}: grey = injected fault, red = machine anomaly, orange = sensor fault\nflags: {', '.join(kinds)}",
+        f"{machine}: grey = injected fault, red = machine anomaly, orange = sensor fault{marks}\n"
+        f"flags: {', '.join(kinds)}",
         fontsize=10,
     )
     fig.tight_layout()
