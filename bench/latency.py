@@ -9,32 +9,43 @@ two seconds (a different machine each time). Measured, as p50/p99:
 (a) production -> row in the raw table: ``ingested_at - event_time`` over every reading (ClickHouse stamps
     ``ingested_at`` when it writes the insert);
 (b) production -> spec-breach row of the materialized view int_spec_breaches visible to a query (polled);
-(c) production of a fault's first reading -> its alert row visible in the ``alerts`` mart (polled).
+(c) production of a fault's first reading -> its alert row visible in the ``alerts`` mart (polled);
+(d) production of a fault's first reading -> its notification received by a webhook: `plantwatch alerts --every`'s
+    evaluator (every EVALUATE_EVERY, the provisioned rule file with the machine-anomaly rule's `for` set by
+    --alert-for) pushes to a private Alertmanager (alertmanager/alertmanager.yml, group_wait 1s), which posts to a
+    webhook receiver in this process.
 
-Goals: (a) p99 <= 1 s, (b) p99 <= 2 s, (c) p99 <= 15 s. Other work shares the machine's cores: the load average
-is printed with the figures.
+Goals: (a) p99 <= 1 s, (b) p99 <= 2 s, (c) p99 <= 15 s, (d) p99 <= 20 s including `for`. Other work shares the
+machine's cores: the load average is printed with the figures.
 
-    .venv/bin/python bench/latency.py [--seconds 120] [--rate 10000]
+    .venv/bin/python bench/latency.py [--seconds 120] [--rate 10000] [--alert-for 5s]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from plantwatch import warehouse
+from plantwatch.alerting import Evaluator
+from plantwatch.metrics import free_port
 from plantwatch.settings import PROJECT_ROOT, Settings, environment, get_settings
 from plantwatch.stack import running_stack
+from plantwatch.stack.alertmanager import Alertmanager
 from plantwatch.transform import transform
 from producers.plant import Plant, load_plant
 from producers.sdk_logger import SdkLogger
@@ -47,6 +58,8 @@ FAULT_EVERY_SECONDS = 8.0
 WARM_UP_SECONDS = 10.0
 TRANSFORM_EVERY = "10s"
 POLL_SECONDS = 0.1
+EVALUATE_EVERY = 2.0
+ALERTMANAGER_TIMINGS = {"group_wait": "1s", "group_interval": "1s", "repeat_interval": "1h"}
 
 
 @dataclass
@@ -56,6 +69,7 @@ class Fault:
     starts: float  # wall clock (s) of the fault's first reading
     first_ms: int | None = None  # production time of its first faulty reading
     alert_seen: float | None = None
+    notified: float | None = None  # when the webhook received its firing notification (wall clock, s)
 
 
 @dataclass
@@ -144,6 +158,62 @@ def wait_landed(settings: Settings, readings: int, timeout: float) -> None:
         time.sleep(0.5)
 
 
+def notifications(run: Run, stop: threading.Event, settings: Settings, rules: Path, state: Path) -> None:
+    """(d): the evaluator every EVALUATE_EVERY, a private Alertmanager, a webhook receiver noting each machine's
+    first firing notification; until `stop`."""
+    first: dict[str, float] = {}
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            for alert in payload["alerts"]:
+                if alert["status"] == "firing" and alert["labels"].get("alertname") == "Machine anomaly":
+                    first.setdefault(alert["labels"]["machine_id"], time.time())
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    hook = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    own = settings.model_copy(
+        update={
+            "state_dir": state,
+            "alertmanager": settings.alertmanager.model_copy(update={"port": free_port()}),
+            "alerting": settings.alerting.model_copy(
+                update={"webhook_url": f"http://127.0.0.1:{hook.server_port}/hook"}
+            ),
+        }
+    )
+    alertmanager = Alertmanager(own, timings=ALERTMANAGER_TIMINGS)
+    alertmanager.prepare()
+    alertmanager.start()
+    try:
+        alertmanager.wait_healthy(30)
+        evaluator = Evaluator(settings, rules, alertmanager.address, interval=EVALUATE_EVERY)
+        while not stop.is_set():
+            began = time.monotonic()
+            evaluator.evaluate()
+            for fault in run.faults:
+                if fault.notified is None and fault.machine_id in first and fault.first_ms is not None:
+                    fault.notified = first[fault.machine_id]
+            stop.wait(max(0.0, EVALUATE_EVERY - (time.monotonic() - began)))
+    finally:
+        alertmanager.stop()
+        hook.shutdown()
+
+
+def bench_rules(settings: Settings, out: Path, alert_for: str) -> Path:
+    """The provisioned rule file, the machine-anomaly rule's `for` set to alert_for (the others left out)."""
+    document = yaml.safe_load(settings.alerting.rules_file.read_text())
+    for group in document["groups"]:
+        group["rules"] = [{**r, "for": alert_for} for r in group["rules"] if r["uid"] == "pw-machine-anomaly"]
+    document["groups"] = [g for g in document["groups"] if g["rules"]]
+    out.write_text(yaml.safe_dump(document, sort_keys=False))
+    return out
+
+
 def quantiles(values: list[float]) -> tuple[float, float]:
     ordered = sorted(values)
     pick = lambda q: ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]  # noqa: E731
@@ -154,6 +224,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=10_000, help="readings per second")
     parser.add_argument("--seconds", type=float, default=120, help="how long to produce")
+    parser.add_argument("--alert-for", default="5s", help="`for` of the machine-anomaly rule in (d) (provisioned: 1m)")
     args = parser.parse_args()
     settings = get_settings().scoped(f"bench.latency.{uuid.uuid4().hex[:8]}")
     plant = load_plant(settings.producer.plant_file)
@@ -176,16 +247,29 @@ def main() -> None:
     )  # fmt: skip
     load_before = os.getloadavg()
     run = Run()
+    scratch = Path(tempfile.mkdtemp(prefix="plantwatch-latency-"))
+    stop_alerts = threading.Event()
+    alerting = threading.Thread(
+        target=notifications,
+        args=(run, stop_alerts, settings, bench_rules(settings, scratch / "rules.yaml", args.alert_for), scratch),
+    )
     try:
+        alerting.start()
         time.sleep(5)  # the ingest joins its group before the clock starts
         producer = threading.Thread(target=produce, args=(settings, plant, run, args.rate, args.seconds))
         producer.start()
         watch(settings, run, timeout_after_done=30)
         producer.join()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(f.notified is None for f in run.faults if f.first_ms):
+            time.sleep(0.5)
+        stop_alerts.set()
+        alerting.join(60)
         wait_landed(settings, run.readings, timeout=60)
         [raw_delays] = warehouse.render(QUERIES / "latency_raw.sql", settings)
         [(landed, a_p50, a_p99)] = warehouse.client(settings).query(raw_delays).result_rows
     finally:
+        stop_alerts.set()
         for process in (transformer, ingest):
             process.terminate()
             process.wait(60)
@@ -210,6 +294,13 @@ def main() -> None:
     print(
         f"(c) first faulty reading -> alert row:   p50 {c_p50:6.2f} s  p99 {c_p99:6.2f} s  "
         f"(goal p99 <= 15 s with a {TRANSFORM_EVERY} transform loop; {len(c)} of {len(run.faults)} faults)"
+    )
+    d = [f.notified - f.first_ms / 1000 for f in run.faults if f.notified is not None and f.first_ms]
+    d_p50, d_p99 = quantiles(d) if d else (float("nan"), float("nan"))
+    print(
+        f"(d) first faulty reading -> notification: p50 {d_p50:6.2f} s  p99 {d_p99:6.2f} s  (goal p99 <= 20 s; "
+        f"evaluated every {EVALUATE_EVERY:g} s, `for` {args.alert_for}, Alertmanager group_wait "
+        f"{ALERTMANAGER_TIMINGS['group_wait']}; {len(d)} of {len(run.faults)} faults)"
     )
     print(f"load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after, on {os.cpu_count()} cores "
           f"(other engineers' tests share them)")  # fmt: skip
