@@ -60,8 +60,11 @@ class ClickHouseSettings(BaseModel):
     host: str = LOOPBACK
     http_port: int = 8123
     tcp_port: int = 9000
-    user: str = "default"
-    password: str = ""
+    # The admin (migrations, tests, benches; components connect as their own users below). Unset: the local
+    # stack's `plantwatch_admin` with its generated password once the stack has made one, else `default` with no
+    # password (plantwatch/access.py, admin_credentials). A server of your own: set both.
+    user: str | None = None
+    password: str | None = None
     database: str = "plantwatch"
     raw_readings_table: str = "readings_raw"
     readings_view: str = "readings"

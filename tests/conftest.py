@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from plantwatch import warehouse
+from plantwatch.access import pinned
 from plantwatch.settings import Settings, get_settings
 from plantwatch.stack import Stack, running_stack
 
@@ -28,6 +29,9 @@ def stack(settings: Settings) -> Iterator[Stack]:
     """The local stack, started when it is not up. What this session started is stopped at the end under CI or
     `make test` (PLANTWATCH_STOP_STACK=1); a developer's plain `pytest` leaves it up for the next run."""
     with running_stack(settings, stop=bool(os.environ.get("CI") or os.environ.get("PLANTWATCH_STOP_STACK"))) as stack:
+        # The admin's and the roles' credentials, as the stack's state folder gives them, written into the session's
+        # settings: a copy with a state folder of its own (a test's archive) or a child process connects the same way.
+        settings.clickhouse = pinned(settings).clickhouse
         yield stack
 
 

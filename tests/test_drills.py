@@ -29,7 +29,7 @@ from confluent_kafka.admin import AdminClient
 
 from expectations import RAW
 from plantwatch import warehouse
-from plantwatch.access import ROLES, role_credentials
+from plantwatch.access import pinned
 from plantwatch.checks import check_once
 from plantwatch.reading import encode
 from plantwatch.settings import Settings
@@ -169,13 +169,12 @@ def drill(
 ) -> Iterator[Drill]:  # fmt: skip
     """Fresh topics, consumer group and state folder for one drill, and the private stack's database made anew
     (migrated and built by dbt, so the materialized views see every insert). Components connect as their own
-    least-privileged users, granted on that database; their passwords are handed to the drill's processes."""
-    scoped = private.scoped(f"drill.{uuid.uuid4().hex[:8]}", database=private.clickhouse.database)
-    passwords = {f"{role}_password": role_credentials(private, role)[1] for role in ROLES}
+    least-privileged users, granted on that database; their passwords (and the admin's) are handed to the drill's
+    processes."""
+    scoped = pinned(private.scoped(f"drill.{uuid.uuid4().hex[:8]}", database=private.clickhouse.database))
     settings = scoped.model_copy(
         update={
             "state_dir": tmp_path / "state",
-            "clickhouse": scoped.clickhouse.model_copy(update=passwords),
             "ingest": scoped.ingest.model_copy(update={"session_timeout_ms": 6000, "lag_report_ms": 500}),
         }
     )

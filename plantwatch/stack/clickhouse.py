@@ -6,7 +6,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from plantwatch.access import users_xml
+from plantwatch.access import AccessError, users_xml
 from plantwatch.stack.engine import EngineMissing, check_engine
 from plantwatch.stack.service import Service, StackError
 
@@ -26,21 +26,32 @@ class ClickHouse(Service):
     def users_file(self) -> Path:
         return self.home / "users.xml"
 
+    @property
+    def user_files(self) -> Path:
+        """The only folder file() and File-source dictionaries may read (the server runs as whoever started it)."""
+        return self.home / "user_files"
+
     def prepare(self) -> None:
         try:
             check_engine()
         except EngineMissing as exc:
             raise StackError(str(exc)) from exc
         self.home.mkdir(parents=True, exist_ok=True)
-        self.users_file.write_text(users_xml(self.settings))
+        try:
+            users = users_xml(self.settings)
+        except AccessError as exc:
+            raise StackError(str(exc)) from exc
+        self.users_file.touch(mode=0o600)
         self.users_file.chmod(0o600)
+        self.users_file.write_text(users)
+        self.user_files.mkdir(exist_ok=True)
 
     def command(self) -> list[str]:
         ch = self.settings.clickhouse
         return [
             sys.executable, "-m", "plantwatch.stack.clickhouse_server", "--data-dir", str(self.home / "data"),
             "--host", ch.host, "--http-port", str(ch.http_port), "--tcp-port", str(ch.tcp_port),
-            "--users-config", str(self.users_file),
+            "--users-config", str(self.users_file), "--user-files", str(self.user_files),
         ]  # fmt: skip
 
     def healthy(self) -> bool:
