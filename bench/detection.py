@@ -1,38 +1,48 @@
-"""Detection benchmark: the simulator's faults through the whole pipeline, scored against the ground truth.
+"""Detection benchmark: labelled data through the whole pipeline, scored against its labels.
 
-    simulator (producers) -> Kafka -> ingest (streams) -> ClickHouse -> dbt -> plantwatch.scoring
+    producers (simulator or CSV replay) -> Kafka -> ingest (streams) -> ClickHouse -> dbt -> plantwatch.scoring
 
-in a database and topics of its own (dropped at the end). The default scenario's faults (every kind once) are
-moved past a healthy warm-up (default an hour of event time), so the detectors have a reference. The flags are
-scored twice: with the trailing baselines (the default), then with commissioning baselines fitted on the warm-up
-(`plantwatch baseline fit` for every machine, then `dbt build --full-refresh` to rescore). --direct inserts the
-simulator's readings straight into the raw table instead of going through Kafka and the ingest app.
+in a database and topics of its own (dropped at the end). Two kinds of data:
 
-A replayed CSV (one machine, optionally with a 0/1 label column) is scored the same way with --csv; --baseline-rows
-names its first rows as the healthy period for a commissioning baseline.
+- the simulator (default): the default scenario's faults (every kind once) moved past a healthy warm-up (default
+  an hour of event time), scored with the trailing baselines, then with commissioning baselines fitted on the
+  warm-up; per reading and per episode, sensor faults kept apart from machine anomalies;
+- labelled exports (``--csv FILE_OR_FOLDER``, repeatable, or ``--lookalike NAME``: bench/lookalikes.py's real-plant
+  look-alikes), each file one machine (named after the file), replayed as a user replays them (`plantwatch
+  replay`). Each machine's healthy period (``--train-rows N``, ``--train-until T`` or ``--train-fraction F``) is
+  fitted as its commissioning baseline (`plantwatch baseline fit`), the next transform rescores it, and every row
+  after it is scored: per-row F1, false-alarm rate and missed-alarm rate pooled over the machines; per labelled
+  episode, hits and delay; and the false-alarm episodes (machine alerts that overlap no label).
+
+--direct inserts the readings straight into the raw table instead of going through Kafka and the ingest app.
 
     .venv/bin/python bench/detection.py [--warmup 3600] [--seed 7] [--direct]
-    .venv/bin/python bench/detection.py --csv pump.csv --machine P-01 --label-column fault --baseline-rows 5000
+    .venv/bin/python bench/detection.py --csv runs/ --label-column anomaly --train-rows 400
+    .venv/bin/python bench/detection.py --lookalike test-rig --lookalike machine-temperature
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from plantwatch import baseline, warehouse
-from plantwatch.reading import COLUMN_NAMES
-from plantwatch.scoring import DetectionScore, report, score
-from plantwatch.settings import PROJECT_ROOT, Settings, get_settings
+from plantwatch.reading import COLUMN_NAMES, SensorKind
+from plantwatch.scoring import DetectionScore, InstantScore, instant_report, report, score, score_instants
+from plantwatch.settings import PROJECT_ROOT, Settings, environment, get_settings
 from plantwatch.stack import running_stack
 from plantwatch.transform import Transformer
 from producers.faults import Scenario, load_scenario
@@ -41,7 +51,11 @@ from producers.plant import load_plant
 from producers.replay import replay_csv
 from producers.simulator import Simulation, run_simulation, ticks_for
 
-GOALS = "goals: episode recall 1.0, F1 >= 0.9, median delay <= 30 s, no sensor fault raised as a machine anomaly"
+sys.path.insert(0, str(Path(__file__).parent))
+import lookalikes
+
+SIMULATOR_GOALS = "goals: episode recall 1.0, F1 >= 0.9, median delay <= 30 s, no sensor fault as a machine anomaly"
+EXPORT_GOALS = "goals (look-alikes): false-alarm rate <= 5% of normal rows, every labelled episode detected"
 
 
 def shifted(scenario: Scenario, seconds: float) -> Scenario:
@@ -60,19 +74,11 @@ class Ingest:
     """`plantwatch ingest` as a subprocess on the isolated topics and database."""
 
     def __init__(self, settings: Settings) -> None:
-        env = {
-            **os.environ,
-            "PLANTWATCH_CLICKHOUSE__DATABASE": settings.clickhouse.database,
-            "PLANTWATCH_KAFKA__READINGS_TOPIC": settings.kafka.readings_topic,
-            "PLANTWATCH_KAFKA__DEAD_LETTER_TOPIC": settings.kafka.dead_letter_topic,
-            "PLANTWATCH_INGEST__CONSUMER_GROUP": settings.ingest.consumer_group,
-            # The component users are granted on the configured databases only, not on this throwaway one.
-            "PLANTWATCH_CLICKHOUSE__ROLES": "false",
-        }
         plantwatch = Path(sys.executable).parent / "plantwatch"
+        env = {**os.environ, **environment(settings)}
         self.process = subprocess.Popen([str(plantwatch), "ingest"], env=env, cwd=PROJECT_ROOT)
 
-    def wait_for(self, settings: Settings, expected: int, timeout: float = 300.0) -> None:
+    def wait_for(self, settings: Settings, expected: int, timeout: float = 600.0) -> None:
         deadline = time.monotonic() + timeout
         while (landed := raw_count(settings)) < expected:
             if self.process.poll() is not None:
@@ -131,73 +137,174 @@ def simulate(settings: Settings, args: argparse.Namespace) -> tuple[str, datetim
     return run_id, start, start + timedelta(seconds=args.warmup), [m.id for m in plant.machines]
 
 
-def replay(settings: Settings, args: argparse.Namespace) -> tuple[str, datetime, datetime, list[str]]:
-    """Replay a CSV through Kafka and the ingest app; the warm-up is its first --baseline-rows rows."""
-    ingest = Ingest(settings)
-    try:
-        result = replay_csv(settings, args.csv, args.machine, label_column=args.label_column, archive=False)
-        ingest.wait_for(settings, result.readings)
-    finally:
-        ingest.stop()
-    print(f"replayed {result.readings:,} readings of {args.csv} ({len(result.labels)} labelled episodes)")
-    ch = settings.clickhouse
-    times = (
-        warehouse.client(settings)
-        .query(
-            f"select min(event_time), "
-            f"arrayElement(arraySort(groupUniqArray(event_time)), {max(args.baseline_rows, 1)}) "
-            f"from {ch.database}.{ch.readings_view}"
-        )
-        .result_rows[0]
-    )
-    return result.run_id, times[0].replace(tzinfo=UTC), times[1].replace(tzinfo=UTC), [args.machine]
-
-
 def summary_line(name: str, result: DetectionScore) -> str:
     return (f"{name}: episode recall {result.episode_recall():.3f}, episode F1 {result.episode_f1():.3f}, "
             f"reading F1 {result.overall_readings.f1:.3f}, median delay {result.median_delay_s():.1f} s, "
             f"sensor faults as machine anomalies {result.cross_flags}")  # fmt: skip
 
 
+def run_simulator(settings: Settings, args: argparse.Namespace) -> None:
+    run_id, start, healthy_until, machines = simulate(settings, args)
+    transformer = Transformer(settings)
+    began = time.monotonic()
+    transformer.build()
+    print(f"dbt build in {time.monotonic() - began:.1f}s\n")
+    trailing = score(settings, [run_id])
+    print("== trailing baselines ==\n" + report(trailing) + "\n")
+    for machine in machines:
+        baseline.fit(settings, machine, start, healthy_until, "bench/detection.py warm-up", transformer)
+    transformer.build()  # rescores each fitted machine's history
+    commissioning = score(settings, [run_id])
+    print(f"== commissioning baselines (fitted on {start:%H:%M:%S}-{healthy_until:%H:%M:%S}) ==\n"
+          + report(commissioning) + "\n")  # fmt: skip
+    print(summary_line("commissioning", commissioning))
+    print(summary_line("trailing", trailing))
+    print(SIMULATOR_GOALS)
+
+
+def machine_id(path: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9_.:-]+", "-", path.stem).strip("-.:_")[:64] or "csv"
+
+
+def csv_files(paths: list[Path]) -> list[Path]:
+    found = []
+    for path in paths:
+        found += sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    if not found:
+        raise SystemExit("no CSV files in " + ", ".join(map(str, paths)))
+    return found
+
+
+def replay_exports(settings: Settings, files: list[Path], args: argparse.Namespace) -> list[str]:
+    """Every file replayed as its own machine through Kafka and the ingest app (or straight in with --direct);
+    returns the machine ids."""
+    kinds = {column: SensorKind(kind) for column, _, kind in (pair.rpartition("=") for pair in args.kind or [])}
+    ingest = None if args.direct else Ingest(settings)
+    machines, readings = [], 0
+    began = time.monotonic()
+    try:
+        for path in files:
+            machine = machine_id(path)
+            result = replay_csv(
+                settings, path, machine, delimiter=args.delimiter, time_column=args.time_column,
+                label_column=args.label_column, kinds=kinds, archive=False, run_id=f"bench-{machine}",
+            )  # fmt: skip
+            if result.malformed:
+                print(f"  {path.name}: {len(result.malformed)} malformed rows left out (first: line "
+                      f"{result.malformed[0][0]}: {result.malformed[0][1]})")  # fmt: skip
+            machines.append(machine)
+            readings += result.readings
+        if ingest:
+            ingest.wait_for(settings, readings)
+    finally:
+        if ingest:
+            ingest.stop()
+    print(f"replayed {len(files)} files ({readings:,} readings) in {time.monotonic() - began:.1f}s")
+    return machines
+
+
+def healthy_period(settings: Settings, machine: str, args: argparse.Namespace) -> tuple[datetime, datetime]:
+    if args.train_rows:
+        return baseline.first_rows_period(settings, machine, args.train_rows)
+    if args.train_until:
+        until = datetime.fromisoformat(args.train_until)
+        return baseline.machine_start(settings, machine), until if until.tzinfo else until.replace(tzinfo=UTC)
+    rows = baseline.machine_rows(settings, machine)
+    return baseline.first_rows_period(settings, machine, max(1, int(rows * args.train_fraction)))
+
+
+def score_exports(settings: Settings, files: list[Path], args: argparse.Namespace) -> InstantScore:
+    machines = replay_exports(settings, files, args)
+    transformer = Transformer(settings)
+    began = time.monotonic()
+    transformer.build()
+    print(f"dbt build in {time.monotonic() - began:.1f}s")
+    periods = {machine: healthy_period(settings, machine, args) for machine in machines}
+    scored_from = {machine: end for machine, (_, end) in periods.items()}
+    if args.trailing:
+        print("== trailing baselines (no fit) ==\n" + instant_report(score_instants(settings, scored_from)) + "\n")
+    began = time.monotonic()
+    for machine, (start, end) in periods.items():
+        baseline.fit(settings, machine, start, end, "bench/detection.py healthy period", transformer)
+    transformer.build()  # rescores each fitted machine's history against its new baseline
+    print(f"fitted {len(periods)} commissioning baselines and rescored in {time.monotonic() - began:.1f}s")
+    result = score_instants(settings, scored_from)
+    print("== commissioning baselines (each machine's healthy period) ==\n" + instant_report(result))
+    return result
+
+
+def export_sets(args: argparse.Namespace, scratch: Path) -> list[tuple[str, list[Path], argparse.Namespace]]:
+    """(name, files, options) of each data set to score: the --csv files together, each look-alike apart."""
+    sets = []
+    if args.csv:
+        sets.append(("csv", csv_files(args.csv), args))
+    for name in args.lookalike or []:
+        spec = lookalikes.DATA_SETS[name]
+        files = lookalikes.write(name, scratch / name, runs=args.runs, seed=args.seed)
+        options = argparse.Namespace(**{**vars(args), "label_column": spec.label_column,
+                                        "train_rows": spec.train_rows, "train_fraction": spec.train_fraction,
+                                        "train_until": None, "delimiter": None, "time_column": None})  # fmt: skip
+        sets.append((name, files, options))
+    return sets
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--warmup", type=int, default=3600, help="healthy seconds before the faults")
-    parser.add_argument("--after", type=int, default=600, help="seconds from the end of the warm-up to the end")
+    parser.add_argument("--warmup", type=int, default=3600, help="simulator: healthy seconds before the faults")
+    parser.add_argument("--after", type=int, default=600, help="simulator: seconds after the warm-up")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--direct", action="store_true", help="insert into ClickHouse directly (no Kafka/ingest)")
-    parser.add_argument("--csv", type=Path, help="score a replayed CSV instead of the simulator")
-    parser.add_argument("--machine", default="csv-machine", help="machine id for --csv")
-    parser.add_argument("--label-column", help="the CSV's 0/1 label column")
-    parser.add_argument("--baseline-rows", type=int, default=0, help="first rows of the CSV that ran healthy")
+    parser.add_argument("--csv", type=Path, action="append", help="a labelled export, or a folder of them")
+    parser.add_argument("--lookalike", action="append", choices=sorted(lookalikes.DATA_SETS),
+                        help="a real-plant look-alike from bench/lookalikes.py")  # fmt: skip
+    parser.add_argument("--runs", type=int, default=34, help="look-alike runs (test-rig, new-operating-point)")
+    parser.add_argument("--label-column", help="the exports' label column (0/1, 0.0/1.0, true/false)")
+    period = parser.add_mutually_exclusive_group()
+    period.add_argument("--train-rows", type=int, help="each export's first N rows ran healthy")
+    period.add_argument("--train-until", help="each export ran healthy until this time (ISO 8601)")
+    period.add_argument("--train-fraction", type=float, help="each export's first fraction of rows ran healthy")
+    parser.add_argument("--time-column", help="the exports' time column (default: detected)")
+    parser.add_argument("--delimiter", help="the exports' delimiter (default: detected)")
+    parser.add_argument("--kind", action="append", help="COLUMN=KIND for a column whose kind is not guessed")
+    parser.add_argument("--trailing", action="store_true", help="exports: score the trailing baselines first too")
     parser.add_argument("--keep", action="store_true", help="keep the database and topics")
     args = parser.parse_args()
+    if args.csv and not (args.label_column and (args.train_rows or args.train_until or args.train_fraction)):
+        parser.error("--csv needs --label-column and the healthy period (--train-rows, --train-until or "
+                     "--train-fraction)")  # fmt: skip
 
-    settings = get_settings().scoped(f"bench.detection.{uuid.uuid4().hex[:8]}")
-    admin = AdminClient(settings.kafka.client_config())
+    run = f"bench.detection.{uuid.uuid4().hex[:8]}"
+    admin = AdminClient(get_settings().kafka.client_config())
+    if not (args.csv or args.lookalike):
+        with isolated(get_settings().scoped(run), admin, args.keep) as settings:
+            run_simulator(settings, args)
+        return
+    results = []
+    with tempfile.TemporaryDirectory(prefix="plantwatch-lookalikes-") as scratch:
+        for name, files, options in export_sets(args, Path(scratch)):
+            print(f"\n#### {name}: {len(files)} files ####")
+            with isolated(get_settings().scoped(f"{run}.{name}"), admin, args.keep) as settings:
+                results.append((name, score_exports(settings, files, options)))
+    print("\n#### summary ####")
+    for name, result in results:
+        rows = result.rows
+        print(f"{name}: F1 {rows.f1:.3f}, FAR {rows.false_alarm_rate:.1%}, MAR {result.missed_alarm_rate:.1%}; "
+              f"{result.hits}/{len(result.episodes)} episodes detected, {len(result.false_alarms)} false-alarm "
+              f"episodes, median delay {result.median_delay_s():.0f} s")  # fmt: skip
+    print(EXPORT_GOALS)
+
+
+@contextmanager
+def isolated(settings: Settings, admin: AdminClient, keep: bool) -> Iterator[Settings]:
+    """The settings' topics created and database migrated for the block; dropped after unless kept."""
     topics = [settings.kafka.readings_topic, settings.kafka.dead_letter_topic]
     for future in admin.create_topics([NewTopic(t, num_partitions=settings.kafka.partitions) for t in topics]).values():
         future.result(30)
     warehouse.migrate(settings)
     try:
-        run_id, start, healthy_until, machines = replay(settings, args) if args.csv else simulate(settings, args)
-        transformer = Transformer(settings)
-        began = time.monotonic()
-        transformer.build()
-        print(f"dbt build in {time.monotonic() - began:.1f}s\n")
-        trailing = score(settings, [run_id])
-        print("== trailing baselines ==\n" + report(trailing) + "\n")
-        if not args.csv or args.baseline_rows:
-            for machine in machines:
-                baseline.fit(settings, machine, start, healthy_until, "bench/detection.py warm-up", transformer)
-            transformer.build(full_refresh=True)
-            commissioning = score(settings, [run_id])
-            print(f"== commissioning baselines (fitted on {start:%H:%M:%S}-{healthy_until:%H:%M:%S}) ==\n"
-                  + report(commissioning) + "\n")  # fmt: skip
-            print(summary_line("commissioning", commissioning))
-        print(summary_line("trailing", trailing))
-        print(GOALS)
+        yield settings
     finally:
-        if not args.keep:
+        if not keep:
             warehouse.client(settings, database="default").command(
                 f"DROP DATABASE IF EXISTS {settings.clickhouse.database}"
             )

@@ -7,7 +7,7 @@ Each data set here is written as a historian would export it (one file per run o
 one column per sensor, a 0/1 label column) into a folder, for `bench/detection.py --csv FOLDER`:
 
 - ``test-rig``: runs of about 20 minutes of a pump/valve rig at 1 s (producers/plants/test_rig.yaml), the first 400
-  rows healthy, then one sustained fault (a shift of a few sensors, a broken relation or a slow drift); labels
+  rows healthy, then one sustained fault (a step on a few sensors, or a bearing slowly running hot); labels
   ``0.0``/``1.0`` in column ``anomaly`` plus a ``changepoint`` column, semicolon-separated, as the rig's export is;
 - ``new-operating-point``: the same rig, where after the fault the rig settles at a new operating point
   (a part of the shift remains, labelled healthy): the case re-baselining (or adapting) is for;
@@ -125,16 +125,14 @@ def rig_faults(rng: np.random.Generator, plant: Plant, start_s: float, duration_
         }
     elif kind == "leak":  # pressure and flow down
         deltas = {
-            "Pressure": -abs(step("Pressure", 1.5, 3)),
-            "VolumeFlowRateRMS": -abs(step("VolumeFlowRateRMS", 1, 4)),
+            "Pressure": -abs(step("Pressure", 2, 4)),
+            "VolumeFlowRateRMS": -abs(step("VolumeFlowRateRMS", 2, 6)),
         }
-    elif kind == "cavitation":  # the drive no longer what the load says: current and flow out of step
-        return Fault(
-            kind=FaultKind.RELATION_BREAK,
-            sensors=["Current", "VolumeFlowRateRMS"],
-            severity=float(rng.uniform(0.15, 0.4)),
-            **timing,
-        )
+    elif kind == "cavitation":  # the impeller: vibration up, the motor's current down
+        deltas = {
+            "Accelerometer2RMS": abs(step("Accelerometer2RMS", 2, 6)),
+            "Current": -abs(step("Current", 1, 3)),
+        }
     else:  # a bearing running hot: temperatures climb over the fault
         return Fault(
             kind=FaultKind.DRIFT,
@@ -207,7 +205,7 @@ def compressor_station_runs(rng: np.random.Generator, plant: Plant, runs: int, _
                 sensors=["motor_power"],
                 start_s=40 * hour,
                 duration_s=2 * hour,
-                severity=0.35,
+                severity=0.6,
             )
         ],
     }

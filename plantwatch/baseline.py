@@ -63,12 +63,22 @@ def first_rows_period(settings: Settings, machine_id: str, rows: int) -> tuple[d
     return _utc(found["first_at"]), _utc(found["row_at"])
 
 
-def machine_start(settings: Settings, machine_id: str) -> datetime:
+def _machine(settings: Settings, machine_id: str) -> dict[str, object]:
     [found] = _query(settings, "machine_period", readings=settings.clickhouse.readings_view, machine=machine_id,
                      rows=0)  # fmt: skip
     if not found["rows_seen"]:
         raise BaselineError(f"machine {machine_id!r} has no readings in {settings.clickhouse.database}")
-    return _utc(found["first_at"])
+    return found
+
+
+def machine_start(settings: Settings, machine_id: str) -> datetime:
+    """The machine's first reading."""
+    return _utc(_machine(settings, machine_id)["first_at"])
+
+
+def machine_rows(settings: Settings, machine_id: str) -> int:
+    """The machine's rows (instants with readings)."""
+    return int(_machine(settings, machine_id)["rows_seen"])
 
 
 def fit(

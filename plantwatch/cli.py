@@ -12,9 +12,10 @@ from rich.table import Table
 from plantwatch import access, warehouse
 from plantwatch.alerting import alerts
 from plantwatch.alertmanager import silence
-from plantwatch.baseline import baseline_app
+from plantwatch.baseline_command import baseline_app
 from plantwatch.checks import check
 from plantwatch.demo import demo
+from plantwatch.plant_command import limits_app, machine_app
 from plantwatch.settings import environment, get_settings
 from plantwatch.stack import Stack, StackError
 from plantwatch.transform import transform_command
@@ -40,6 +41,8 @@ app.command("ingest")(ingest)
 app.add_typer(archive_app, name="archive")
 app.command("transform")(transform_command)
 app.add_typer(baseline_app, name="baseline")
+app.add_typer(machine_app, name="machine")
+app.add_typer(limits_app, name="limits")
 console = Console(stderr=True)
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).", show_default=False)]

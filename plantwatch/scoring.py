@@ -10,6 +10,11 @@ label column). The SQL is in plantwatch/sql/scoring/*.sql; this module fills in 
   its start to the end of the first flag's window; an alert is a true positive when it overlaps a label of its
   category; precision, recall, F1 and false alarms per machine-hour;
 - separation: machine anomaly flags raised during a sensor fault (must be 0).
+
+A replayed export (labelled rows of real machines) is scored by :func:`score_instants` instead: per row (one instant
+of one machine, from the end of its healthy period on) F1, false-alarm rate (FP / (FP + TN)) and missed-alarm rate
+(FN / (FN + TP)), pooled over machines; per labelled episode, detected or not and the delay; and the false-alarm
+episodes (machine alerts overlapping no label) an engineer would have been called out for.
 """
 
 from __future__ import annotations
@@ -105,6 +110,92 @@ class DetectionScore:
     @property
     def cross_flags(self) -> int:
         return sum(e.cross_flags for e in self.episodes)
+
+
+@dataclass
+class LabelledEpisode:
+    machine_id: str
+    fault_kind: str
+    start_time: datetime
+    end_time: datetime
+    detected: bool
+    delay_s: float
+
+
+@dataclass
+class FalseAlarm:
+    machine_id: str
+    started_at: datetime
+    last_flag_at: datetime
+    kinds: list[str]
+
+
+@dataclass
+class InstantScore:
+    """A replayed export's detection score (see the module docstring)."""
+
+    per_machine: dict[str, Rates]
+    episodes: list[LabelledEpisode]
+    false_alarms: list[FalseAlarm]
+
+    @property
+    def rows(self) -> Rates:
+        return sum(self.per_machine.values(), Rates())
+
+    @property
+    def missed_alarm_rate(self) -> float:
+        rows = self.rows
+        return rows.fn / (rows.fn + rows.tp) if rows.fn + rows.tp else float("nan")
+
+    @property
+    def hits(self) -> int:
+        return sum(e.detected for e in self.episodes)
+
+    def median_delay_s(self) -> float:
+        delays = [e.delay_s for e in self.episodes if e.detected]
+        return statistics.median(delays) if delays else float("nan")
+
+
+def score_instants(settings: Settings, scored_from: dict[str, datetime]) -> InstantScore:
+    """Score each machine's rows from scored_from[machine] on (the end of its healthy period) against its labels."""
+    parameters = {
+        "machines": list(scored_from),
+        "scored_from": list(scored_from.values()),
+        "readings": settings.clickhouse.readings_view,
+    }
+    client = warehouse.client(settings)
+
+    def rows(name: str) -> list[tuple]:
+        return client.query((SQL_DIR / f"{name}.sql").read_text(), parameters=parameters).result_rows
+
+    per_machine = {machine: Rates(tp, fp, fn, tn) for machine, tp, fp, fn, tn in rows("instants")}
+    episodes = [LabelledEpisode(*row) for row in rows("labelled_episodes")]
+    false_alarms = [FalseAlarm(*row) for row in rows("false_alarm_episodes")]
+    return InstantScore(per_machine, episodes, false_alarms)
+
+
+def instant_report(result: InstantScore) -> str:
+    """A plain-text report of a replayed export's score."""
+    r = result.rows
+    lines = [
+        f"per row ({r.tp + r.fp + r.fn + r.tn:,} rows after the healthy periods of {len(result.per_machine)} "
+        f"machines): F1 {r.f1:.3f}  false-alarm rate {r.false_alarm_rate:.1%}  missed-alarm rate "
+        f"{result.missed_alarm_rate:.1%}  (precision {r.precision:.3f}, recall {r.recall:.3f}; "
+        f"TP {r.tp} FP {r.fp} FN {r.fn} TN {r.tn})",
+        f"per episode: {result.hits} of {len(result.episodes)} labelled episodes detected, median delay "
+        f"{result.median_delay_s():.0f} s; {len(result.false_alarms)} false-alarm episodes",
+    ]
+    kinds: dict[str, int] = {}
+    for alarm in result.false_alarms:
+        for kind in alarm.kinds:
+            kinds[kind] = kinds.get(kind, 0) + 1
+    if kinds:
+        lines.append("  false-alarm episodes by flag kind: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
+    missed = [e for e in result.episodes if not e.detected]
+    for episode in missed[:10]:
+        lines.append(f"  missed: {episode.machine_id} {episode.start_time:%Y-%m-%d %H:%M:%S} - "
+                     f"{episode.end_time:%H:%M:%S}")  # fmt: skip
+    return "\n".join(lines)
 
 
 def _query(settings: Settings, name: str, values: dict[str, object]) -> list[tuple]:

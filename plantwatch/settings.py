@@ -71,6 +71,9 @@ class ClickHouseSettings(BaseModel):
     fault_labels_table: str = "fault_labels"
     dq_results_table: str = "dq_results"  # written by `plantwatch check`
     baselines_table: str = "machine_baselines"  # commissioning baselines (`plantwatch baseline fit`)
+    # Machines and spec limits configured by `plantwatch machine set` / `plantwatch limits set` (over the seeds).
+    machine_config_table: str = "machine_config"
+    spec_limit_config_table: str = "spec_limit_config"
     alert_state_table: str = "alert_state"  # `plantwatch alerts --every`: each rule and label set's state
     alert_events_table: str = "alert_events"  # ... and every change of it (the alert history)
     raw_ttl_days: int = 365

@@ -51,6 +51,8 @@ def dbt_vars(settings: Settings) -> dict[str, str | int | float]:
         "readings_view": ch.readings_view,
         "fault_labels_table": ch.fault_labels_table,
         "baselines_table": ch.baselines_table,
+        "machine_config_table": ch.machine_config_table,
+        "spec_limit_config_table": ch.spec_limit_config_table,
         **settings.transform.vars,
     }
 

@@ -67,6 +67,7 @@ window_scores as (
         scores.baseline_kind as baseline_kind,
         scores.baseline_version as baseline_version,
         scores.calibrating as calibrating,
+        scores.dims as dims,
         scores.multivariate_score as multivariate_score,
         scores.level_score as level_score,
         sensor_maxima.spike_score as spike_score,
@@ -83,6 +84,7 @@ commissioning as (
         'commissioning' as baseline_kind,
         baseline_version,
         count() as calibration_windows,
+        max(dims) as dims,
         {%- for detector in detectors %}
         quantilesExact(0.5, 0.9)({{ detector }}_score) as {{ detector }}_quantiles{{ ',' if not loop.last }}
         {%- endfor %}
@@ -97,8 +99,9 @@ trailing_blocks as (
         window_ms,
         intDiv({{ window_index('window_start', 'window_ms') }}, {{ block }}) as source_block,
         {%- for detector in detectors %}
-        groupArray({{ detector }}_score) as {{ detector }}_scores{{ ',' if not loop.last }}
+        groupArray({{ detector }}_score) as {{ detector }}_scores,
         {%- endfor %}
+        max(dims) as dims
     from window_scores
     where baseline_kind = 'trailing'
     group by machine_id, window_ms, source_block
@@ -111,6 +114,7 @@ trailing as (
         arrayJoin(arrayMap(k -> source_block + k, range(1, {{ blocks_back + 1 }}))) as block,
         {{ ms_time('block * ' ~ block ~ ' * trailing_blocks.window_ms') }} as baseline_version,
         sum(length(multivariate_scores)) as calibration_windows,
+        max(dims) as dims,
         {%- for detector in detectors %}
         arrayReduce('quantilesExact(0.5, 0.9)', arrayFlatten(groupArray({{ detector }}_scores)))
             as {{ detector }}_quantiles{{ ',' if not loop.last }}
@@ -122,31 +126,42 @@ trailing as (
 ),
 
 calibrated as (
-    select machine_id, baseline_kind, baseline_version, calibration_windows,
+    select machine_id, baseline_kind, baseline_version, calibration_windows, dims,
            {%- for detector in detectors %}
            {{ detector }}_quantiles{{ ',' if not loop.last }}
            {%- endfor %}
     from commissioning
     union all
-    select machine_id, baseline_kind, baseline_version, calibration_windows,
+    select machine_id, baseline_kind, baseline_version, calibration_windows, dims,
            {%- for detector in detectors %}
            {{ detector }}_quantiles{{ ',' if not loop.last }}
            {%- endfor %}
     from trailing
 ),
 
-thresholds as (
+fitted as (
     select
         machine_id,
         baseline_kind,
         baseline_version,
         toUInt64(calibration_windows) as calibration_windows,
         {%- for detector in detectors %}
-        {{ tail_threshold(detector ~ '_quantiles', var('min_threshold')[detector]) }} as {{ detector }}_threshold,
+        {{ tail_threshold(detector ~ '_quantiles', var('min_threshold')[detector]) }} as {{ detector }}_fitted,
         {%- endfor %}
+        greatest(multivariate_fitted, {{ chi_square_per_dim('dims') }}) as multivariate_threshold,
+        level_fitted as level_threshold,
+        spike_fitted as spike_threshold,
+        drift_fitted as drift_threshold,
         now64(3) as computed_at
     from calibrated
     where calibration_windows >= {{ var('threshold_min_windows') }}
+),
+
+thresholds as (
+    select
+        machine_id, baseline_kind, baseline_version, calibration_windows, multivariate_threshold, level_threshold,
+        spike_threshold, drift_threshold, computed_at
+    from fitted
 )
 
 select * from thresholds

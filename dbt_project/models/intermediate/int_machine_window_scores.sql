@@ -48,7 +48,7 @@ commissioning_baselines as (
 ),
 
 machines as (
-    select * from {{ ref('machines') }}
+    select * from {{ ref('int_machines') }}
 ),
 
 changed as (

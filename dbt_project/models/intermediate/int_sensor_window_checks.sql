@@ -24,7 +24,7 @@ windows as (
 ),
 
 machines as (
-    select * from {{ ref('machines') }}
+    select * from {{ ref('int_machines') }}
 ),
 
 sensor_ranges as (
@@ -32,7 +32,7 @@ sensor_ranges as (
 ),
 
 spec_limits as (
-    select * from {{ ref('spec_limits') }}
+    select * from {{ ref('int_spec_limits') }}
 ),
 
 changed as (

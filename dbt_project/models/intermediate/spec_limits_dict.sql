@@ -8,5 +8,5 @@
     layout='COMPLEX_KEY_HASHED()',
     lifetime='MIN 0 MAX 60',
 ) }}
--- The spec_limits seed as a dictionary keyed by (model, sensor_kind), for the spec-breach materialized view.
-select model, sensor_kind, lower, upper, physical_min, physical_max from {{ ref('spec_limits') }}
+-- The spec limits (int_spec_limits: the seed and `plantwatch limits set`) as a dictionary keyed by (model, sensor_kind), for the spec-breach materialized view.
+select model, sensor_kind, lower, upper, physical_min, physical_max from {{ ref('int_spec_limits') }}

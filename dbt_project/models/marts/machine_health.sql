@@ -9,7 +9,7 @@
 with
 
 machines as (
-    select * from {{ ref('machines') }}
+    select * from {{ ref('int_machines') }}
 ),
 
 per_minute as (
@@ -33,9 +33,21 @@ alerts as (
 ),
 
 best_served as (
-    select machine_id, max(readings) as readings
+    -- its best-served sensor's readings so far, and the period they suggest while the cadence is not measured
+    select
+        machine_id,
+        max(sensor_readings) as readings,
+        argMax(
+            if(sensor_readings > 1, dateDiff('millisecond', first_at, last_at) / (sensor_readings - 1), 0.),
+            sensor_readings
+        ) as rough_period_ms
     from (
-        select machine_id, sensor_id, uniqExactMerge(readings_state) as readings
+        select
+            machine_id,
+            sensor_id,
+            uniqExactMerge(readings_state) as sensor_readings,
+            minMerge(first_at_state) as first_at,
+            maxMerge(last_at_state) as last_at
         from per_minute
         group by machine_id, sensor_id
     )
@@ -111,8 +123,10 @@ health as (
         all_machines.model as model,
         multiIf(
             all_machines.last_reading_at = {{ epoch() }}
-                or dateDiff('millisecond', all_machines.last_reading_at, now64(3))
-                    > {{ at_least(var('stale_after_seconds'), 3, 'all_machines.period_ms') }},
+                or dateDiff('millisecond', all_machines.last_reading_at, now64(3)) > {{ at_least(
+                    var('stale_after_seconds'), 3,
+                    'if(all_machines.measured, toFloat64(all_machines.period_ms), best_served.rough_period_ms)'
+                ) }},
             'stale',
             open_alerts.open_critical > 0, 'critical',
             open_alerts.open_alerts > 0, 'warning',
@@ -128,6 +142,7 @@ health as (
         toUInt64(open_alerts.open_sensor_faults) as open_sensor_faults
     from all_machines
     left join learning on all_machines.machine_id = learning.machine_id
+    left join best_served on all_machines.machine_id = best_served.machine_id
     left join open_alerts on all_machines.machine_id = open_alerts.machine_id
 )
 
