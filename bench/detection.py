@@ -230,6 +230,17 @@ def score_exports(settings: Settings, files: list[Path], args: argparse.Namespac
     print(f"fitted {len(periods)} commissioning baselines and rescored in {time.monotonic() - began:.1f}s")
     result = score_instants(settings, scored_from)
     print("== commissioning baselines (each machine's healthy period) ==\n" + instant_report(result))
+    if args.rebaseline_rows:
+        for episode in result.episodes:  # maintenance done at the fault's end: fit again on the rows after it
+            try:
+                start, end = baseline.first_rows_period(settings, episode.machine_id, args.rebaseline_rows,
+                                                        episode.end_time)  # fmt: skip
+            except baseline.BaselineError:
+                continue  # the run ends before that many rows after the fault
+            baseline.fit(settings, episode.machine_id, start, end, "bench/detection.py after maintenance", transformer)
+        transformer.build()
+        result = score_instants(settings, scored_from)
+        print(f"== re-baselined on the {args.rebaseline_rows} rows after each fault ==\n" + instant_report(result))
     return result
 
 
@@ -243,7 +254,8 @@ def export_sets(args: argparse.Namespace, scratch: Path) -> list[tuple[str, list
         files = lookalikes.write(name, scratch / name, runs=args.runs, seed=args.seed)
         options = argparse.Namespace(**{**vars(args), "label_column": spec.label_column,
                                         "train_rows": spec.train_rows, "train_fraction": spec.train_fraction,
-                                        "train_until": None, "delimiter": None, "time_column": None})  # fmt: skip
+                                        "train_until": None, "delimiter": None, "time_column": None,
+                                        "rebaseline_rows": args.rebaseline_rows or spec.rebaseline_rows})  # fmt: skip
         sets.append((name, files, options))
     return sets
 
@@ -267,6 +279,8 @@ def main() -> None:
     parser.add_argument("--delimiter", help="the exports' delimiter (default: detected)")
     parser.add_argument("--kind", action="append", help="COLUMN=KIND for a column whose kind is not guessed")
     parser.add_argument("--trailing", action="store_true", help="exports: score the trailing baselines first too")
+    parser.add_argument("--rebaseline-rows", type=int, help="exports: then re-baseline N rows after each labelled "
+                        "fault (the engineer's rule after maintenance) and score again")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the database and topics")
     args = parser.parse_args()
     if args.csv and not (args.label_column and (args.train_rows or args.train_until or args.train_fraction)):

@@ -7,9 +7,11 @@ takes that machine's complete windows without an impossible value or a dropout i
 baseline to the baselines table with when, by what and on which period it was fitted, plus one fit per stretch of
 the period left out (what the detectors' thresholds are calibrated on, out of sample).
 
-It takes effect on the next `plantwatch transform`: that run rescores the machine's whole history against the new
-fit, by itself (no --full-refresh needed). A machine's newest fit wins; fit again after maintenance that moved it to
-a new operating point (re-baselining: its alerts would otherwise stay open for good).
+It takes effect on the next `plantwatch transform`: that run rescores the machine's history by itself (no
+--full-refresh needed). A fit applies to the machine's windows from the start of its period on, its first fit to the
+history before it too. After maintenance that moves a machine to a new operating point, fit it again on a period
+after the maintenance (`--from T --first N`): its alerts would otherwise stay open for good, and its history before
+keeps the old baseline. (Machines on trailing baselines adapt by themselves within their reference period.)
 """
 
 from __future__ import annotations
@@ -49,12 +51,18 @@ def _query(settings: Settings, name: str, **parameters: object) -> list[dict[str
     return list(warehouse.client(settings).query(sql, parameters=parameters).named_results())
 
 
-def first_rows_period(settings: Settings, machine_id: str, rows: int) -> tuple[datetime, datetime]:
-    """[first reading, reading number `rows`) of a machine: its first `rows` readings (rows: instants)."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def first_rows_period(
+    settings: Settings, machine_id: str, rows: int, after: datetime = EPOCH
+) -> tuple[datetime, datetime]:
+    """[first reading, reading number `rows`) of a machine: its first `rows` readings (rows: instants), or its
+    first `rows` from `after` on (a re-baselining after maintenance)."""
     if rows < 1:
         raise BaselineError("--first takes a positive number of rows")
     [found] = _query(settings, "machine_period", readings=settings.clickhouse.readings_view, machine=machine_id,
-                     rows=rows)  # fmt: skip
+                     rows=rows, after=after)  # fmt: skip
     if not found["rows_seen"]:
         raise BaselineError(f"machine {machine_id!r} has no readings in {settings.clickhouse.database}")
     if found["row_at"] is None:
@@ -65,7 +73,7 @@ def first_rows_period(settings: Settings, machine_id: str, rows: int) -> tuple[d
 
 def _machine(settings: Settings, machine_id: str) -> dict[str, object]:
     [found] = _query(settings, "machine_period", readings=settings.clickhouse.readings_view, machine=machine_id,
-                     rows=0)  # fmt: skip
+                     rows=0, after=EPOCH)  # fmt: skip
     if not found["rows_seen"]:
         raise BaselineError(f"machine {machine_id!r} has no readings in {settings.clickhouse.database}")
     return found

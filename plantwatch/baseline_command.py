@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from plantwatch.baseline import BaselineError, Fit, first_rows_period, fit, fits, machine_start
+from plantwatch.baseline import EPOCH, BaselineError, Fit, first_rows_period, fit, fits, machine_start
 from plantwatch.settings import get_settings
 from plantwatch.transform import TransformError
 
@@ -34,14 +34,17 @@ def fit_command(
     first: Annotated[int | None, typer.Option("--first", help="The machine's first N rows (instants).")] = None,
 ) -> None:
     """Fit a machine's commissioning baseline on a period it ran well; the next `plantwatch transform` rescores its
-    history against it. Name the period with --from/--to, --until, or --first N (a replay's healthy rows)."""
+    history against it. Name the period with --from/--to, --until, or --first N (a replay's healthy rows; with
+    --from, the first N rows from then on: a re-baselining after maintenance)."""
     settings = get_settings()
-    named = [name for name, given in (("--from/--to", start or end), ("--until", until), ("--first", first)) if given]
-    if len(named) != 1:
-        raise typer.BadParameter("name the healthy period one way: --from and --to, --until, or --first")
+    named = [name for name, given in (("--to", end), ("--until", until), ("--first", first)) if given]
+    if len(named) != 1 or (start and until):
+        raise typer.BadParameter("name the healthy period one way: --from and --to, --until, or --first N "
+                                 "(with --from: the first N rows from then on)")  # fmt: skip
     try:
         if first is not None:
-            period = first_rows_period(settings, machine, first)
+            after = _utc(start, "--from") if start else EPOCH
+            period = first_rows_period(settings, machine, first, after)
         elif until is not None:
             period = machine_start(settings, machine), _utc(until, "--until")
         else:

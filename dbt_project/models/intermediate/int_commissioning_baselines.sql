@@ -1,5 +1,5 @@
--- The commissioning baseline in force for each machine (its newest `plantwatch baseline fit`), every fold, with the
--- inverse of its ridge-regularised correlation matrix for the detectors.
+-- Every commissioning baseline fit of each machine (`plantwatch baseline fit`), every fold, with the inverse of its
+-- ridge-regularised correlation matrix for the detectors.
 with
 
 baselines as (

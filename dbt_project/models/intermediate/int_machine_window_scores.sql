@@ -24,9 +24,9 @@
     'inverse': 'arrayMap(i -> arrayMap(j -> toFloat64(i = j), arrayEnumerate(with_fit.means)), arrayEnumerate(with_fit.means))',
 } %}
 -- One row per complete machine window (every sensor reported), scored against the machine's baseline: its
--- commissioning baseline if it has one (a window inside the fitted period against the fold that left it out, so its
--- scores are out of sample: calibrating), the trailing baseline of its block otherwise; baseline_kind '' (scores 0)
--- while it has neither (learning).
+-- commissioning baseline if it has one (the newest fit whose period began by the window, the first fit before
+-- that; a window inside the fitted period against the fold that left it out, so its scores are out of sample:
+-- calibrating), the trailing baseline of its block otherwise; baseline_kind '' (scores 0) while it has neither.
 --   z: each sensor's window mean in baseline standard deviations. A deviation counts as at least half the sensor's
 --      quantum (a quantized sensor), its noise in a window mean, var min_std_fraction_of_spec of its spec band (if
 --      it has one); a sensor that drifted in the commissioning period may drift on at var drift_allowance x its
@@ -78,6 +78,21 @@ vectors as (
     {{ machine_window_vectors('in_scope', for_baseline=false) }}
 ),
 
+fits as (
+    select machine_id, fitted_at, fitted_from, fitted_to from commissioning_baselines where fold = 0
+),
+
+first_fits as (
+    select
+        machine_id,
+        argMin(fitted_at, fitted_from) as first_fit,
+        argMin(fitted_from, fitted_from) as first_from,
+        argMin(fitted_to, fitted_from) as first_to
+    from fits
+    group by machine_id
+),
+
+-- the fit in force for each window: the newest one whose period began by the window (the first fit before that)
 with_fit as (
     select
         vectors.machine_id as machine_id,
@@ -87,16 +102,20 @@ with_fit as (
         vectors.sensor_kinds as sensor_kinds,
         vectors.means as means,
         vectors.max_ingested_at as max_ingested_at,
-        fit.machine_id != '' as fitted,
+        first_fits.machine_id != '' as fitted,
+        if(fits.machine_id != '', fits.fitted_at, first_fits.first_fit) as fit,
+        if(fits.machine_id != '', fits.fitted_from, first_fits.first_from) as fit_from,
+        if(fits.machine_id != '', fits.fitted_to, first_fits.first_to) as fit_to,
         if(
-            fitted and vectors.window_start >= fit.fitted_from
-                and {{ window_end('vectors.window_start', 'vectors.window_ms') }} <= fit.fitted_to,
-            1 + least({{ folds - 1 }}, intDiv({{ folds }} * dateDiff('millisecond', fit.fitted_from, vectors.window_start),
-                                              dateDiff('millisecond', fit.fitted_from, fit.fitted_to))),
+            fitted and vectors.window_start >= fit_from
+                and {{ window_end('vectors.window_start', 'vectors.window_ms') }} <= fit_to,
+            1 + least({{ folds - 1 }}, intDiv({{ folds }} * dateDiff('millisecond', fit_from, vectors.window_start),
+                                              dateDiff('millisecond', fit_from, fit_to))),
             0
         ) as fold
     from vectors
-    left join (select * from commissioning_baselines where fold = 0) as fit on vectors.machine_id = fit.machine_id
+    left join first_fits on vectors.machine_id = first_fits.machine_id
+    asof left join fits on vectors.machine_id = fits.machine_id and vectors.window_start >= fits.fitted_from
 ),
 
 with_baseline as (
@@ -138,7 +157,9 @@ with_baseline as (
     from with_fit
     left join machines on with_fit.machine_id = machines.machine_id
     left join commissioning_baselines as commissioning
-        on with_fit.machine_id = commissioning.machine_id and with_fit.fold = commissioning.fold
+        on with_fit.machine_id = commissioning.machine_id
+        and with_fit.fit = commissioning.fitted_at
+        and with_fit.fold = commissioning.fold
     left join trailing_baselines as trailing
         on with_fit.machine_id = trailing.machine_id
         and {{ ms_time('intDiv(' ~ window_index('with_fit.window_start', 'with_fit.window_ms') ~ ', ' ~ block ~ ') * '

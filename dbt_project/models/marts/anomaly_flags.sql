@@ -4,7 +4,8 @@
 --                var spec_critical_margin
 --   level        the sensor's window mean against the baseline (|z|)
 --   spike        the reading furthest from its window's trend, in noise units
---   drift        EWMA of the sensor's residual against its machine's other sensors
+--   drift        EWMA of the sensor's residual against its machine's other sensors (while the window's own
+--                residual is at least half the threshold on the same side)
 --   multivariate Hotelling T-squared per sensor of the machine's window means
 -- The four statistical detectors flag a window when their score reaches the machine's learned threshold
 -- (int_detector_thresholds) in at least var persistence_flags of var persistence_windows consecutive windows, or
@@ -77,16 +78,23 @@ suppressed_machine_windows as (
 ),
 
 candidates as (
-    {%- for detector in ['level', 'spike', 'drift'] %}
+    {%- for detector in ['level', 'spike'] %}
     select
         machine_id, sensor_id, '{{ detector }}' as flag_kind, window_start, window_end, baseline_kind,
-        baseline_version, {{ 'abs(drift_score)' if detector == 'drift' else detector ~ '_score' }} as score
+        baseline_version, {{ detector }}_score as score, score as now
     from sensor_scores
     union all
     {%- endfor %}
+    -- a drift needs the window's own residual on the drift's side too (half the threshold): the smoothed score
+    -- lags, and would go on flagging for windows after the sensor came back
+    select
+        machine_id, sensor_id, 'drift' as flag_kind, window_start, window_end, baseline_kind, baseline_version,
+        abs(drift_score) as score, 2 * residual * sign(drift_score) as now
+    from sensor_scores
+    union all
     select
         machine_id, '' as sensor_id, 'multivariate' as flag_kind, window_start, window_end, baseline_kind,
-        baseline_version, multivariate_score as score
+        baseline_version, multivariate_score as score, score as now
     from machine_scores
 ),
 
@@ -98,6 +106,7 @@ exceeding as (
         candidates.window_start as window_start,
         candidates.window_end as window_end,
         candidates.score as score,
+        candidates.now as now,
         multiIf(
             flag_kind = 'level', thresholds.level_threshold,
             flag_kind = 'spike', thresholds.spike_threshold,
@@ -111,7 +120,7 @@ exceeding as (
         and candidates.baseline_kind = thresholds.baseline_kind
         and candidates.baseline_version = thresholds.baseline_version
     inner join cadence on candidates.machine_id = cadence.machine_id
-    where candidates.score >= threshold
+    where candidates.score >= threshold and candidates.now >= threshold
 ),
 
 counted as (

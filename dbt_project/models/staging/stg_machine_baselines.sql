@@ -1,15 +1,17 @@
--- The commissioning baseline in force for each machine: every fold of its newest fit (fold 0 the baseline itself).
--- Fits stored before folds, quanta, flat runs and drift rates were recorded read as one fold without them.
+-- Every commissioning baseline fit of every machine (`plantwatch baseline fit`), every fold (fold 0 the baseline
+-- itself). A fit applies to a machine's windows from the start of its period on (the machine's first fit to its
+-- earlier history too); of fits of the same period the newest wins. Fits stored before folds, quanta, flat runs
+-- and drift rates were recorded read as one fold without them.
 with
 
 fits as (
     select * from {{ source('plantwatch', 'machine_baselines') }}
 ),
 
-newest as (
-    select machine_id, max(fitted_at) as fitted_at
+newest_per_period as (
+    select machine_id, fitted_from, max(fitted_at) as fitted_at
     from fits
-    group by machine_id
+    group by machine_id, fitted_from
 ),
 
 in_force as (
@@ -33,7 +35,10 @@ in_force as (
         arrayResize(fits.drift_rates, length(fits.sensor_ids), 0.) as drift_rates,
         fits.correlation as correlation
     from fits
-    inner join newest on fits.machine_id = newest.machine_id and fits.fitted_at = newest.fitted_at
+    inner join newest_per_period
+        on fits.machine_id = newest_per_period.machine_id
+        and fits.fitted_from = newest_per_period.fitted_from
+        and fits.fitted_at = newest_per_period.fitted_at
 )
 
 select * from in_force
