@@ -14,15 +14,18 @@ import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from plantwatch import warehouse
-from plantwatch.reading import COLUMN_NAMES
+from plantwatch.reading import COLUMN_NAMES, SensorKind
 from plantwatch.settings import PROJECT_ROOT, Settings, environment
 from plantwatch.stack import Stack
 from plantwatch.transform import Transformer
+from producers.replay import replay_csv
+from tests.fixtures.pipeline import IngestProcess, wait_for
 
 
 @pytest.fixture
@@ -177,3 +180,29 @@ def test_a_quantized_sensor_is_not_stuck_but_a_frozen_one_is(database: Settings)
     machine = query(database, "select count() from anomaly_flags where window_start >= "
                               f"'{(start + timedelta(seconds=890)).strftime('%Y-%m-%d %H:%M:%S')}'")  # fmt: skip
     assert machine == [(0,)]
+
+
+def test_a_2013_replay_lands(isolated: Settings, tmp_path: Path) -> None:
+    """History replayed through Kafka and the ingest lands and stays: retention counts from when a reading landed
+    (a TTL on event time dropped these rows on insert while every step reported success)."""
+    path = tmp_path / "machine_temperature.csv"
+    start = datetime(2013, 12, 2, 21, 15)
+    lines = [f"{start + timedelta(minutes=5 * i):%Y-%m-%d %H:%M:%S},{80 + (i % 7) / 10}" for i in range(200)]
+    path.write_text("timestamp,value\n" + "\n".join(lines) + "\n")
+    settings = isolated.model_copy(update={"state_dir": tmp_path})
+    report = replay_csv(settings, path, "old-press", kinds={"value": SensorKind.TEMPERATURE})
+    assert report.replayed == 200 and report.delivered
+
+    ingest = IngestProcess(settings, tmp_path / "ingest.log")
+    try:
+        wait_for("the replay to land", lambda: landed_count(settings) == 200, timeout=90)
+    finally:
+        ingest.stop()
+    client = warehouse.client(settings)
+    client.command(f"OPTIMIZE TABLE {settings.clickhouse.raw_readings_table} FINAL")  # TTLs apply on merges too
+    assert landed_count(settings) == 200
+    assert str(client.command(f"SELECT min(event_time) FROM {settings.clickhouse.raw_readings_table}")) < "2014"
+
+
+def landed_count(settings: Settings) -> int:
+    return warehouse.client(settings).command(f"SELECT count() FROM {settings.clickhouse.raw_readings_table}")
