@@ -203,6 +203,9 @@ class TransformSettings(BaseModel):
 
     project_dir: Path = PROJECT_ROOT / "dbt_project"
     threads: int = 4
+    # The share of healthy windows each detector's learned threshold lets through (dbt var false_alarm_rate; unset:
+    # dbt_project.yml's default, 1%).
+    false_alarm_rate: float | None = Field(default=None, gt=0, lt=0.5)
     # dbt vars to override (e.g. {"spike_threshold": 10}); names and table names come from the settings above.
     vars: dict[str, str | int | float] = {}
 

@@ -53,6 +53,7 @@ def dbt_vars(settings: Settings) -> dict[str, str | int | float]:
         "baselines_table": ch.baselines_table,
         "machine_config_table": ch.machine_config_table,
         "spec_limit_config_table": ch.spec_limit_config_table,
+        **({"false_alarm_rate": settings.transform.false_alarm_rate} if settings.transform.false_alarm_rate else {}),
         **settings.transform.vars,
     }
 

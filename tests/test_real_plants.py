@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from plantwatch import warehouse
 from plantwatch.reading import COLUMN_NAMES, SensorKind
 from plantwatch.settings import PROJECT_ROOT, Settings, environment
 from plantwatch.stack import Stack
-from plantwatch.transform import Transformer
+from plantwatch.transform import Transformer, dbt_vars
 from producers.replay import replay_csv
 from tests.fixtures.pipeline import IngestProcess, wait_for
 
@@ -206,3 +207,12 @@ def test_a_2013_replay_lands(isolated: Settings, tmp_path: Path) -> None:
 
 def landed_count(settings: Settings) -> int:
     return warehouse.client(settings).command(f"SELECT count() FROM {settings.clickhouse.raw_readings_table}")
+
+
+def test_the_false_alarm_rate_is_one_setting() -> None:
+    """PLANTWATCH_TRANSFORM__FALSE_ALARM_RATE reaches dbt as the var every threshold is calibrated to; unset, the
+    dbt project's default holds; a rate that is not a small share is refused."""
+    assert dbt_vars(Settings(transform={"false_alarm_rate": 0.002}))["false_alarm_rate"] == 0.002
+    assert "false_alarm_rate" not in dbt_vars(Settings())
+    with pytest.raises(ValidationError, match="false_alarm_rate"):
+        Settings(transform={"false_alarm_rate": 0})
