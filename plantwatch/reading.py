@@ -242,7 +242,7 @@ def _cleared_messages(raws: Sequence[bytes]) -> DecodedMessages | None:
         return None
     try:
         messages = list(map(_decode_wire, raws))
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # deep nesting in a field the wire format ignores, too
         return None
     versions, machine_ids, times, items = zip(*map(_MESSAGE_ATTRS, messages), strict=True)
     if not SUPPORTED_VERSIONS.issuperset(versions) or not _KNOWN_IDENTIFIERS.issuperset(machine_ids):
@@ -274,6 +274,10 @@ def _checked_messages(raws: Sequence[bytes]) -> DecodedMessages:
             readings = decode_columns(raw)
         except InvalidMessage as exc:
             invalid.append((index, exc))
+            counts.append(0)
+            continue
+        except Exception as exc:  # noqa: BLE001 - whatever a message does to the decoder, it is that message's fault
+            invalid.append((index, InvalidMessage("undecodable", f"{type(exc).__name__}: {str(exc)[:200]}")))
             counts.append(0)
             continue
         for column, values in zip(columns, readings.columns(), strict=True):

@@ -192,6 +192,13 @@ class IngestSettings(BaseModel):
     metrics_host: str = LOOPBACK  # 0.0.0.0 in a pod, for Prometheus to scrape
     lag_report_ms: int = 5_000  # how often librdkafka reports consumer lag per partition
     session_timeout_ms: int = 10_000  # a replica silent this long loses its partitions to the others
+    # What librdkafka fetches ahead of the app (its defaults: 64 MiB queued, 50 MiB a fetch): part of the ingest's
+    # memory, and more than a run of poll_messages needs (bench/ingest_memory.py).
+    consumer_queue_kbytes: int = 16_384
+    fetch_max_bytes: int = 16 << 20
+    # A dead letter carries at most this much of its message's value (the rest cut, its size and checksum kept in
+    # headers): under the dead-letter topic's max.message.bytes (1 MiB by default), see streams/dead_letter.py.
+    dead_letter_max_bytes: int = 512 << 10
     # Optional user hook for a side service (REST, cache, model): a dotted path, e.g. "mypackage.enrich:lookup", to a
     # callable taking one valid message's plantwatch.reading.MessageReadings and returning them (changed or not), or
     # None to drop the message. Machine metadata itself is joined in ClickHouse, from a dictionary.

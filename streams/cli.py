@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import typer
+
 from plantwatch.settings import get_settings
 
 
@@ -10,6 +12,11 @@ def ingest() -> None:
 
     Settings: PLANTWATCH_INGEST__* (consumer group, batch size, flush interval, metrics port, enrich hook).
     """
-    from streams.ingest import run  # Quix Streams takes about a second to import: only for this command
+    from streams.ingest import IngestError, configure_logging, run  # Quix Streams takes a second to import
 
-    run(get_settings())
+    configure_logging()
+    try:
+        run(get_settings())
+    except IngestError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None

@@ -5,12 +5,27 @@ unchanged (a null value stays null), with these headers (UTF-8 strings):
 
 =========================== ======================================================================
 ``plantwatch.reason``        the ``InvalidMessage`` reason code: oversized, not_json, wrong_type,
-                             unknown_schema_version, missing_field, not_finite, bad_identifier
+                             unknown_schema_version, missing_field, not_finite, bad_identifier,
+                             undecodable (the decoder itself failed on the message)
 ``plantwatch.detail``        what was wrong, for people (truncated)
 ``plantwatch.source.topic``  where the message was read ...
 ``plantwatch.source.partition``
 ``plantwatch.source.offset``
 =========================== ======================================================================
+
+A message too large for the dead-letter topic (it passed the readings topic compressed, or that topic allows more)
+would fail its own dead letter, and the ingest would stop on it at every restart. A value larger than
+``ingest.dead_letter_max_bytes`` (a key larger than ``DEAD_LETTER_MAX_KEY_BYTES``) is cut to that size, and the dead
+letter says so in three more headers:
+
+=============================== ==================================================================
+``plantwatch.truncated``         ``value`` or ``key`` or ``value,key``: what was cut
+``plantwatch.original.bytes``    the value's size as read, in bytes
+``plantwatch.original.sha256``   hex SHA-256 of the whole value, to match it against the producer's archive
+=============================== ==================================================================
+
+If the broker still refuses a dead letter as too large (a dead-letter topic whose ``max.message.bytes`` is lower
+than the setting), it is sent again on its own, and if refused again, with an empty value and those headers.
 
 Dead letters go through their own producer; the sink flushes it before each ClickHouse write, so a checkpoint's
 offsets are committed only after its dead letters too are acknowledged (at-least-once, like the readings).
@@ -18,9 +33,10 @@ offsets are committed only after its dead letters too are acknowledged (at-least
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 
-from confluent_kafka import Message
+from confluent_kafka import KafkaError, KafkaException, Message
 from quixstreams.kafka import Producer
 from quixstreams.models import HeadersTuples
 
@@ -34,20 +50,32 @@ SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET = (
     "plantwatch.source.partition",
     "plantwatch.source.offset",
 )
+TRUNCATED, ORIGINAL_BYTES, ORIGINAL_SHA256 = (
+    "plantwatch.truncated",
+    "plantwatch.original.bytes",
+    "plantwatch.original.sha256",
+)
+DEAD_LETTER_MAX_KEY_BYTES = 1024
+FLUSH_TIMEOUT_SECONDS = 30
 
 
 class DeadLetterQueue:
-    def __init__(self, producer: Producer, topic: str) -> None:
+    def __init__(self, producer: Producer, topic: str, max_bytes: int = 512 * 1024) -> None:
+        """``max_bytes``: the largest value a dead letter carries (the rest is cut, see the module's docstring)."""
         self._producer = producer
         self._topic = topic
+        self._max_bytes = max_bytes
         self._pending: Counter[str] = Counter()
+        self._too_large: list[tuple[bytes, bytes | None, HeadersTuples]] = []
+        self._failed: list[KafkaError] = []
 
     def readings_or_dead_letter(self, run: list[Message]) -> RunReadings:
         """The run's valid readings; each invalid message is dead-lettered (and gives no readings)."""
-        decoded = decode_many([message.value() or b"" for message in run])
+        raws = [message.value() or b"" for message in run]
+        decoded = decode_many(raws)
         for index, exc in decoded.invalid:
             self.send(run[index], exc)
-        return RunReadings(decoded.columns, decoded.counts, [message.offset() for message in run])
+        return RunReadings(decoded.columns, decoded.counts, [message.offset() for message in run], raws)
 
     def send(self, message: Message, exc: InvalidMessage) -> None:
         headers: HeadersTuples = [
@@ -57,14 +85,69 @@ class DeadLetterQueue:
             (SOURCE_PARTITION, str(message.partition())),
             (SOURCE_OFFSET, str(message.offset())),
         ]
-        self._producer.produce(self._topic, value=message.value(), key=message.key(), headers=headers)
+        value, key = message.value(), message.key()
+        cut = []
+        if value is not None and len(value) > self._max_bytes:
+            cut.append("value")
+        if key is not None and len(key) > DEAD_LETTER_MAX_KEY_BYTES:
+            cut.append("key")
+            key = key[:DEAD_LETTER_MAX_KEY_BYTES]
+        if cut:
+            headers += _original(value, cut)
+            value = value[: self._max_bytes] if value is not None else None
+        self._produce(value, key, headers)
         self._pending[exc.reason] += 1
 
+    def _produce(self, value: bytes | None, key: bytes | None, headers: HeadersTuples, alone: bool = False) -> None:
+        """Produce one dead letter. Refused as too large (by the client's message.max.bytes now, or by the broker's
+        max.message.bytes on delivery, which refuses a whole batch of letters), it is kept for flush() to send
+        again on its own, and if refused on its own too, without its value."""
+
+        def delivered(error: KafkaError | None, _: Message | None = None) -> None:
+            if error is None:
+                return
+            if error.code() == KafkaError.MSG_SIZE_TOO_LARGE and value:
+                if not alone:
+                    self._too_large.append((value, key, headers))
+                elif any(name == TRUNCATED for name, _ in headers):  # the headers describe the original already
+                    self._too_large.append((b"", key, headers))
+                else:
+                    self._too_large.append((b"", key, headers + _original(value, ["value"])))
+            else:
+                self._failed.append(error)
+
+        try:
+            self._producer.produce(self._topic, value=value, key=key, headers=headers, on_delivery=delivered)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE:
+                raise
+            delivered(exc.args[0])
+
+    def _delivered_all(self) -> None:
+        if self._producer.flush(timeout=FLUSH_TIMEOUT_SECONDS) > 0:
+            raise RuntimeError(f"dead letters not acknowledged by Kafka within {FLUSH_TIMEOUT_SECONDS} s")
+
     def flush(self) -> None:
-        """Wait until every dead letter is acknowledged (raises if one cannot be delivered)."""
-        if self._pending:
-            if self._producer.flush(timeout=30) > 0:
-                raise RuntimeError("dead letters not acknowledged by Kafka within 30 s")
-            for reason, count in self._pending.items():
-                DEAD_LETTERED.labels(reason).inc(count)
-            self._pending.clear()
+        """Wait until every dead letter is acknowledged (raises if one cannot be delivered). Those refused as too
+        large are sent again one at a time (cut to nothing if need be)."""
+        if not self._pending:
+            return
+        self._delivered_all()
+        while self._too_large:
+            retry, self._too_large = self._too_large, []
+            for value, key, headers in retry:
+                self._produce(value, key, headers, alone=True)
+                self._delivered_all()
+        if self._failed:
+            failed, self._failed = self._failed, []
+            raise RuntimeError(f"dead letters refused by Kafka: {failed[0]}")
+        for reason, count in self._pending.items():
+            DEAD_LETTERED.labels(reason).inc(count)
+        self._pending.clear()
+
+
+def _original(value: bytes | None, cut: list[str]) -> HeadersTuples:
+    """The headers that describe a value as read, before it was cut."""
+    value = value or b""
+    return [(TRUNCATED, ",".join(cut)), (ORIGINAL_BYTES, str(len(value))),
+            (ORIGINAL_SHA256, hashlib.sha256(value).hexdigest())]  # fmt: skip

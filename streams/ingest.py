@@ -7,25 +7,30 @@ Each row through the pipeline is a run of up to ``ingest.poll_messages`` consecu
 (streams.message_batches: Quix Streams' per-message loop would cost more than the work). Quix Streams checkpoints
 every ``ingest.flush_interval_seconds``: the sink inserts its batches, then the offsets are committed
 (at-least-once; see clickhouse_sink for why a redelivered batch does not show twice). SIGTERM stops the loop,
-flushes the open batch and commits. Several processes in one consumer group share the partitions. Run it with
-``python -m streams.ingest`` or ``plantwatch ingest``.
+flushes the open batch and commits. Several processes in one consumer group share the partitions. At start both
+topics must exist (a missing one is one line naming the command that creates it, exit 2) and ClickHouse is waited
+for. Run it with ``python -m streams.ingest`` or ``plantwatch ingest``.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import sys
 import time
 from collections.abc import Callable
 
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from confluent_kafka import KafkaError, KafkaException
 from quixstreams.checkpointing.exceptions import CheckpointConsumerCommitError
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.kafka.configuration import ConnectionConfig
 
+from plantwatch import warehouse
 from plantwatch.metrics import serve_metrics
 from plantwatch.reading import MessageReadings
 from plantwatch.settings import Settings, get_settings
+from plantwatch.topics import CREATED_BY, missing_topics
 from streams.clickhouse_sink import ClickHouseSink
 from streams.dead_letter import DeadLetterQueue
 from streams.message_batches import MessageRunApplication, RunReadings
@@ -51,6 +56,8 @@ def make_app(settings: Settings) -> MessageRunApplication:
             "statistics.interval.ms": ingest.lag_report_ms,
             "stats_cb": record_lag,
             "session.timeout.ms": ingest.session_timeout_ms,
+            "queued.max.messages.kbytes": ingest.consumer_queue_kbytes,
+            "fetch.max.bytes": ingest.fetch_max_bytes,
         },
         auto_create_topics=False,  # topics belong to the deployment (partitions, retention), not to one app
         use_changelog_topics=False,  # stateless
@@ -107,16 +114,60 @@ def transient(exc: CheckpointConsumerCommitError | KafkaException) -> bool:
     return isinstance(error, KafkaError) and error.code() in TRANSIENT_KAFKA_ERRORS
 
 
+class IngestError(Exception):
+    """What the ingest cannot start with and waiting will not fix (a missing topic, a refused user): one line for
+    its user (``plantwatch ingest`` prints it and exits 2)."""
+
+
+def check_topics(settings: Settings) -> None:
+    """Both topics must exist: the ingest does not create them (plantwatch.topics)."""
+    if missing := missing_topics(settings):
+        raise IngestError(
+            f"{'topics' if len(missing) > 1 else 'topic'} {', '.join(map(repr, missing))} not found on Kafka at "
+            f"{settings.kafka.bootstrap_servers}: create {'them' if len(missing) > 1 else 'it'} with {CREATED_BY}"
+        )
+
+
+def wait_for_clickhouse(
+    settings: Settings, first: float = RETRY_FIRST_SECONDS, most: float = RETRY_MAX_SECONDS
+) -> None:
+    """Return once ClickHouse answers as the ingest user, waiting (and saying so) while it does not, as the ingest
+    does when ClickHouse goes away mid-run. A server that answers but refuses the user is an IngestError."""
+    pause = first
+    while True:
+        try:
+            warehouse.client(settings, role="ingest").close()
+            return
+        except OperationalError as exc:
+            reason = str(exc).splitlines()[0][:200]
+            logger.warning("waiting for ClickHouse at %s (%s); next try in %.0f s", settings.clickhouse.http_url,
+                           reason, pause)  # fmt: skip
+        except DatabaseError as exc:
+            raise IngestError(f"ClickHouse at {settings.clickhouse.http_url} refused the ingest: "
+                              f"{str(exc).splitlines()[0][:300]}") from exc  # fmt: skip
+        time.sleep(pause)
+        pause = min(2 * pause, most)
+
+
 def run(settings: Settings) -> None:
     """Serve /metrics and consume until SIGTERM or SIGINT."""
+    try:
+        check_topics(settings)  # before anything is said or served: a missing topic is the one line the user sees
+    except KafkaException as exc:
+        if not transient(exc):
+            raise
     port = serve_metrics(settings, "ingest", settings.ingest.metrics_port or None, settings.ingest.metrics_host)
     logger.info("ingest %s -> %s, metrics on :%d", settings.kafka.readings_topic, settings.clickhouse.database, port)
     pause = RETRY_FIRST_SECONDS
     while True:
         began = time.monotonic()
         try:
+            check_topics(settings)
+            wait_for_clickhouse(settings)
             app = make_app(settings)
-            dead_letters = DeadLetterQueue(app.get_producer(), settings.kafka.dead_letter_topic)
+            dead_letters = DeadLetterQueue(
+                app.get_producer(), settings.kafka.dead_letter_topic, settings.ingest.dead_letter_max_bytes
+            )
             sink = ClickHouseSink(settings, settings.ingest.insert_rows, flush_first=dead_letters.flush)
             build_pipeline(app, settings, dead_letters, sink)
             tune_gc()
@@ -131,5 +182,25 @@ def run(settings: Settings) -> None:
             pause = min(2 * pause, RETRY_MAX_SECONDS)
 
 
+def configure_logging() -> None:
+    """Show this app's own lines (waiting, replaying) the way Quix Streams shows its own."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(levelname)s] [%(name)s] : %(message)s"))
+    streams_logger = logging.getLogger("streams")
+    if not streams_logger.handlers:
+        streams_logger.addHandler(handler)
+        streams_logger.setLevel(logging.INFO)
+
+
+def main() -> None:
+    """``python -m streams.ingest``: run, and end with one line and exit 2 on an IngestError."""
+    configure_logging()
+    try:
+        run(get_settings())
+    except IngestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    run(get_settings())
+    main()

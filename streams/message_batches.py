@@ -127,12 +127,14 @@ class MessageRunApplication(Application):
 
 
 class RunReadings(NamedTuple):
-    """A run's valid readings as columns (``plantwatch.reading.COLUMNS`` order), with each message's offset and
-    how many readings it gave (0: dead-lettered or dropped), in offset order."""
+    """A run's valid readings as columns (``plantwatch.reading.COLUMNS`` order), with each message's offset, how
+    many readings it gave (0: dead-lettered or dropped) and its bytes as read (what the sink's deduplication
+    tokens are checksums of), in offset order."""
 
     columns: tuple[Sequence, ...]
     counts: list[int]
     offsets: list[int]
+    raws: list[bytes]
 
     def per_message(self, change: Callable[[MessageReadings], MessageReadings | None]) -> RunReadings:
         """The run with ``change`` applied to each message's readings (None drops the message's readings)."""
@@ -155,4 +157,4 @@ class RunReadings(NamedTuple):
             for column, values in zip(columns, changed.columns(), strict=True):
                 column.extend(values)
             counts.append(len(changed.values))
-        return RunReadings(columns, counts, self.offsets)
+        return RunReadings(columns, counts, self.offsets, self.raws)

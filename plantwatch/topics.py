@@ -1,0 +1,47 @@
+"""The Kafka topics plantwatch reads and writes: the readings topic and its dead-letter topic, from the settings.
+
+They belong to the deployment, not to one app (the ingest never creates them: partitions and retention are the
+operator's choice), so they are created by ``plantwatch stack up`` and ``plantwatch db migrate``, with
+``kafka.partitions`` partitions; creating them again is a no-op.
+"""
+
+from __future__ import annotations
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from plantwatch.settings import Settings
+
+CREATED_BY = "`plantwatch db migrate` (or `plantwatch stack up` for the local stack)"
+
+
+def topic_names(settings: Settings) -> list[str]:
+    return [settings.kafka.readings_topic, settings.kafka.dead_letter_topic]
+
+
+def missing_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
+    """The configured topics the cluster does not have (raises KafkaException when Kafka does not answer)."""
+    existing = AdminClient(settings.kafka.client_config()).list_topics(timeout=timeout).topics
+    return [name for name in topic_names(settings) if name not in existing]
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Create the configured topics that are missing; returns the names created (none when all exist)."""
+    admin = AdminClient(settings.kafka.client_config())
+    existing = admin.list_topics(timeout=timeout).topics
+    wanted = [
+        NewTopic(name, num_partitions=settings.kafka.partitions, replication_factor=-1)  # -1: the broker's default
+        for name in topic_names(settings)
+        if name not in existing
+    ]
+    if not wanted:
+        return []
+    created = []
+    for name, future in admin.create_topics(wanted, request_timeout=timeout).items():
+        try:
+            future.result(timeout=timeout)
+            created.append(name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:  # created meanwhile by someone else: fine
+                raise
+    return created
