@@ -28,6 +28,9 @@ SCHEMA_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_READINGS_PER_MESSAGE = 256
+# Event times the wire takes (epoch milliseconds): after 1970-01-01 and within ClickHouse's DateTime64 (to the end of
+# 2299; a later time would not land as itself).
+MIN_TS_MS, MAX_TS_MS = 1, 10_413_791_999_999
 # Identifiers (machine, sensor, kind, unit) are plain tokens: they become partition keys, labels and file names.
 IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 UNIT = re.compile(r"[A-Za-z0-9%/°._ -]{0,16}")
@@ -178,7 +181,7 @@ def decode_columns(raw: bytes) -> MessageReadings:
     except KeyError as exc:
         raise InvalidMessage("missing_field", str(exc)) from None
     machine_id = _identifier(machine_id, "machine_id")
-    if type(ts) is not int or not 0 < ts < 10**14:
+    if type(ts) is not int or not MIN_TS_MS <= ts <= MAX_TS_MS:
         raise InvalidMessage("wrong_type", f"ts={ts!r:.40}")
     if type(items) is not list or not 0 < len(items) <= MAX_READINGS_PER_MESSAGE:
         raise InvalidMessage("wrong_type", "readings must be a non-empty list")
@@ -222,7 +225,7 @@ class _WireMessage(msgspec.Struct, gc=False):
 
     v: int
     machine_id: str
-    ts: Annotated[int, msgspec.Meta(gt=0, lt=10**14)]
+    ts: Annotated[int, msgspec.Meta(ge=MIN_TS_MS, le=MAX_TS_MS)]
     readings: Annotated[list[_WireReading], msgspec.Meta(min_length=1, max_length=MAX_READINGS_PER_MESSAGE)]
 
 
@@ -276,7 +279,7 @@ def _checked_messages(raws: Sequence[bytes]) -> DecodedMessages:
             invalid.append((index, exc))
             counts.append(0)
             continue
-        except Exception as exc:  # noqa: BLE001 - whatever a message does to the decoder, it is that message's fault
+        except Exception as exc:  # whatever a message does to the decoder, it is that message's fault
             invalid.append((index, InvalidMessage("undecodable", f"{type(exc).__name__}: {str(exc)[:200]}")))
             counts.append(0)
             continue

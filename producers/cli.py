@@ -24,6 +24,12 @@ from producers.sdk_logger import archive_root, producer_config
 from producers.simulator import run_simulation
 
 console = Console(stderr=True, soft_wrap=True)
+
+
+class CliError(ValueError):
+    """A command's input that cannot be used: plantwatch.cli prints it as one line, exit 2."""
+
+
 archive_app = typer.Typer(help="The SDK logger's local archive.", no_args_is_help=True)
 
 
@@ -42,9 +48,18 @@ def _stop_on_sigterm() -> threading.Event:
     return stop
 
 
-def _time_ms(text: str) -> int:
-    moment = datetime.fromisoformat(text)
+def _time_ms(text: str, option: str = "--start") -> int:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint=option) from None
     return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def _positive(value: float | None, option: str, zero: bool = False) -> None:
+    """Counts, durations and rates are positive (a rate of 0 meaning: as fast as possible)."""
+    if value is not None and (value < 0 or (value == 0 and not zero)):
+        raise typer.BadParameter(f"{value} is not {'0 or more' if zero else 'positive'}", param_hint=option)
 
 
 def produce(
@@ -66,14 +81,18 @@ def produce(
 
     Without --rate the plant runs in real time; without --duration or --count it runs until stopped."""
     settings = get_settings()
+    _positive(rate, "--rate", zero=True)
+    _positive(duration, "--duration")
+    _positive(count, "--count")
+    start_ms = _time_ms(start) if start else None
+    the_plant = load_plant(plant or settings.producer.plant_file)
+    scenario = NO_FAULTS if no_faults else load_scenario(faults or settings.producer.scenario_file)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = _stop_on_sigterm()
     _metrics(metrics, metrics_port, metrics_host)
-    the_plant = load_plant(plant or settings.producer.plant_file)
-    scenario = NO_FAULTS if no_faults else load_scenario(faults or settings.producer.scenario_file)
     try:
         result = run_simulation(
-            settings, the_plant, scenario, seed=seed, start_ms=_time_ms(start) if start else None,
+            settings, the_plant, scenario, seed=seed, start_ms=start_ms,
             duration_s=duration, count=count, rate=rate, archive=not no_archive, run_id=run_id, stop=stop,
         )  # fmt: skip
     except KeyboardInterrupt:
@@ -138,6 +157,9 @@ def replay(
         f"{report.replayed} of {report.rows} rows replayed: {report.readings} readings in {report.messages} "
         f"messages; {len(report.labels)} labelled episodes"
     )
+    if report.repeated_times:
+        console.print(f"[yellow]warning:[/] {report.repeated_times} rows repeat an earlier row's time for machine "
+                      f"{machine}: replayed as further readings (each sensor's seq goes on)")  # fmt: skip
     if report.malformed:
         console.print(f"[yellow]{len(report.malformed)} malformed rows:[/]")
         for line, why in report.malformed:
@@ -158,8 +180,8 @@ def archive_replay(
     producer = Producer(producer_config(settings))
     topic = topic or settings.kafka.readings_topic
     sent = 0
-    for machine_id, payload in iter_range(archive_root(settings), _time_ms(from_), _time_ms(to), set(machine or [])
-                                          or None):  # fmt: skip
+    start_ms, end_ms = _time_ms(from_, "--from"), _time_ms(to, "--to")
+    for machine_id, payload in iter_range(archive_root(settings), start_ms, end_ms, set(machine or []) or None):
         while True:
             try:
                 producer.produce(topic, payload, machine_id.encode())

@@ -10,22 +10,33 @@ its unit from a ``(unit)`` or ``[unit]`` suffix, else the kind's usual one. An o
 labels; other annotation columns (``anomaly``, ``changepoint``, ``label``, ...) are not sensors and are left out
 (said in the report) unless given a kind.
 
-A row is malformed when it has the wrong number of fields, an unreadable time, a value that is not a number, or a
+A row is malformed when it has the wrong number of fields, an unreadable time, a time outside what a reading may
+carry (before 1970, after 2299: ``plantwatch.reading.MIN_TS_MS``/``MAX_TS_MS``), a value that is not a number, or a
 label that is not one of those; malformed rows are counted and reported with their line numbers and the rest is
-replayed. An empty cell is a missing reading, not an error.
+replayed. An empty cell is a missing reading, not an error. Rows that repeat an earlier row's time are replayed
+(as further readings, with their own seq) and counted in a warning.
+
+The whole file is refused, before anything is sent, when it cannot be read as one machine's sensors: no such file
+(or a folder), not UTF-8 (the first undecodable line is named: a file in another encoding would have every later
+line wrong too, and a half-sent file is worse than none), two columns that give the same sensor id once units are
+stripped (``temp (C)`` and ``temp [F]``), no time column, no sensor column.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import re
 import time
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from plantwatch.reading import IDENTIFIER, UNIT, SensorKind
+import numpy as np
+
+from plantwatch.reading import IDENTIFIER, MAX_TS_MS, MIN_TS_MS, UNIT, SensorKind
 from plantwatch.settings import Settings
 from producers.faults import FaultLabel
 from producers.labels import labels_path, record_labels
@@ -151,6 +162,11 @@ def detect_layout(
     sensors = tuple(_sensor_column(i, n, kinds, notes) for i, n in enumerate(names) if n not in skip)
     if not sensors:
         raise ReplayError("no sensor columns")
+    first_named: dict[str, int] = {}
+    for column in sensors:
+        if (other := first_named.setdefault(column.sensor_id, column.index)) != column.index:
+            raise ReplayError(f"columns {names[other]!r} and {names[column.index]!r} are both sensor "
+                              f"{column.sensor_id!r}: rename one, or leave one out with --ignore")  # fmt: skip
     label_index = names.index(label_column) if label_column else None
     return Layout(delimiter, names.index(time_column), label_index, sensors, len(names), tuple(notes))
 
@@ -168,6 +184,29 @@ def parse_time(text: str, time_format: str | None = None) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
+
+
+def check_utf8(path: Path, chunk_bytes: int = 1 << 20) -> None:
+    """Refuse a file that is not UTF-8, naming its first undecodable line, before anything of it is sent."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 0
+    with path.open("rb") as f:
+        while chunk := f.read(chunk_bytes):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line = lines + chunk.count(b"\n", 0, exc.start) + 1
+                column = exc.start - (chunk.rfind(b"\n", 0, exc.start) + 1) + 1
+                raise ReplayError(
+                    f"{path}: line {line} is not UTF-8 (byte 0x{chunk[exc.start]:02x} at column {column}); nothing "
+                    f"was replayed: convert the file first (e.g. iconv -f latin1 -t utf-8)"
+                ) from None
+            lines += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise ReplayError(f"{path}: line {lines + 1} ends in the middle of a UTF-8 character; nothing was "
+                              f"replayed") from None  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -191,10 +230,15 @@ class ReplayReport:
     labels_file: Path | None = None
     labels_in_clickhouse: bool = False
     delivered: bool = False
+    repeated_times: int = 0  # rows whose time an earlier row had already
 
 
-def read_rows(path: Path, layout: Layout, time_format: str | None, report: ReplayReport) -> Iterator[Row]:
-    """The well-formed rows; malformed ones are added to the report with their line numbers."""
+def read_rows(
+    path: Path, layout: Layout, time_format: str | None, report: ReplayReport, shift_ms: int | None = None
+) -> Iterator[Row]:
+    """The well-formed rows; malformed ones are added to the report with their line numbers. ``shift_ms``: what
+    the replay will add to each time (None: the first well-formed row's distance to ``rebase``, see replay_csv),
+    for the range check to apply to the times that will be sent."""
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f, delimiter=layout.delimiter)
         next(reader)
@@ -208,8 +252,12 @@ def read_rows(path: Path, layout: Layout, time_format: str | None, report: Repla
                 continue
             try:
                 ts = parse_time(fields[layout.time_index], time_format)
-            except ValueError:
+            except (ValueError, OverflowError, OSError):
                 report.malformed.append((line, f"unreadable time {fields[layout.time_index]!r}"))
+                continue
+            if not MIN_TS_MS <= ts + (shift_ms or 0) <= MAX_TS_MS:
+                report.malformed.append((line, f"time {fields[layout.time_index].strip()!r} is outside what a "
+                                               f"reading may carry (1970 to 2299)"))  # fmt: skip
                 continue
             label = False
             if layout.label_index is not None:
@@ -236,6 +284,20 @@ def read_rows(path: Path, layout: Layout, time_format: str | None, report: Repla
                 report.malformed.append((line, bad))
                 continue
             yield Row(line, ts, values, label)
+
+
+def first_time(path: Path, layout: Layout, time_format: str | None) -> int:
+    """The time of the first row whose time can be read (what --rebase moves to now); 0 when none can."""
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f, delimiter=layout.delimiter)
+        next(reader)
+        for fields in reader:
+            if len(fields) == layout.width:
+                try:
+                    return parse_time(fields[layout.time_index], time_format)
+                except (ValueError, OverflowError, OSError):
+                    continue
+    return 0
 
 
 def episodes(
@@ -287,6 +349,9 @@ def replay_csv(
     spacing); ``speed``: 1 for the recorded pace, 10 for ten times faster, 0 for no waiting."""
     if not IDENTIFIER.fullmatch(machine_id):
         raise ReplayError(f"machine id {machine_id!r} is not a plain identifier")
+    if not path.is_file():
+        raise ReplayError(f"{path}: {'a folder, not a file' if path.is_dir() else 'no such file'}")
+    check_utf8(path)
     delimiter = delimiter or sniff_delimiter(path)
     with path.open(newline="", encoding="utf-8-sig") as f:
         header = next(csv.reader(f, delimiter=delimiter), None)
@@ -297,16 +362,17 @@ def replay_csv(
     report.notes = layout.notes
     seq = dict.fromkeys((c.sensor_id for c in layout.sensors), 0)
     marks: list[tuple[int, bool]] = []
-    shift: int | None = None
+    times = array("q")
+    shift = 0 if rebase_to_ms is None else rebase_to_ms - first_time(path, layout, time_format)
     began, first_ts = time.monotonic(), None
     logger = SdkLogger(settings, archive=archive)
     try:
-        for row in read_rows(path, layout, time_format, report):
-            if shift is None:
-                shift = 0 if rebase_to_ms is None else rebase_to_ms - row.ts_ms
+        for row in read_rows(path, layout, time_format, report, shift):
+            if first_ts is None:
                 first_ts = row.ts_ms
             ts = row.ts_ms + shift
             marks.append((ts, row.label))
+            times.append(ts)
             if speed:
                 while (wait := (row.ts_ms - first_ts) / 1000 / speed - (time.monotonic() - began)) > 0:
                     time.sleep(min(wait, 0.1))
@@ -323,6 +389,7 @@ def replay_csv(
     finally:
         report.delivered = logger.close()
     report.readings, report.messages = logger.stats.readings, logger.stats.messages
+    report.repeated_times = len(times) - len(np.unique(np.frombuffer(times, dtype=np.int64))) if times else 0
     if layout.label_index is not None:
         sensor_ids = tuple(c.sensor_id for c in layout.sensors)
         report.labels = episodes(marks, report.run_id, machine_id, sensor_ids, label_kind)
