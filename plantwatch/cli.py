@@ -6,8 +6,11 @@ import time
 from typing import Annotated
 
 import typer
+from confluent_kafka import KafkaException
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from plantwatch import access, warehouse
 from plantwatch.alerting import alerts
@@ -16,17 +19,61 @@ from plantwatch.baseline_command import baseline_app
 from plantwatch.checks import check
 from plantwatch.demo import demo
 from plantwatch.plant_command import limits_app, machine_app
-from plantwatch.settings import environment, get_settings
+from plantwatch.settings import SettingsError, describe, environment, get_settings
 from plantwatch.stack import Stack, StackError
+from plantwatch.topics import ensure_topics
 from plantwatch.transform import transform_command
-from producers.cli import archive_app, produce, replay
+from producers.cli import CliError, archive_app, produce, replay
+from producers.plant import PlantConfigError
+from producers.replay import ReplayError
 from streams.cli import ingest
 
+# What a user can cause and fix (a setting, an option, a file): one line on stderr and exit 2, without a traceback
+# unless --debug. Anything else is a bug, and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    SettingsError, CliError, ReplayError, PlantConfigError, ValidationError, OSError
+)  # fmt: skip
+
+
+def one_line(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        return describe(exc)
+    if isinstance(exc, typer.BadParameter):
+        return exc.format_message()
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror}"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class OneLineErrors(TyperGroup):
+    """The root command: a user error anywhere below it (a setting, an option's value, a file) is one line naming
+    it, exit 2; ``plantwatch --debug ...`` shows the traceback instead."""
+
+    def invoke(self, ctx: typer.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (*USER_ERRORS, typer.BadParameter) as exc:
+            if ctx.params.get("debug"):
+                raise
+            typer.echo(f"error: {one_line(exc)}", err=True)
+            ctx.exit(2)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     help="Real-time monitoring and alerting for industrial machines.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error, not only its line.")] = False,
+) -> None:
+    """Real-time monitoring and alerting for industrial machines."""
+
+
 stack_app = typer.Typer(
     help="The local stack: Kafka, ClickHouse, Prometheus and Alertmanager on loopback.", no_args_is_help=True
 )
@@ -69,6 +116,9 @@ def stack_up(services: Services = None, timeout: float = 180.0) -> None:
         raise typer.Exit(1) from exc
     took = time.monotonic() - began
     console.print(f"started {', '.join(started)} in {took:.1f}s" if started else "already up")
+    kafka = any(service.name == "kafka" for service in stack.services)
+    if kafka and (created := ensure_topics(get_settings())):
+        console.print(f"created topics {', '.join(created)}")
     _print_status(stack)
 
 
@@ -98,7 +148,7 @@ def stack_status(services: Services = None) -> None:
 
 
 @stack_app.command("logs")
-def stack_logs(service: str, lines: Annotated[int, typer.Option("-n")] = 50) -> None:
+def stack_logs(service: str, lines: Annotated[int, typer.Option("-n", min=0, help="How many lines.")] = 50) -> None:
     """Print the last lines of a service's log."""
     stack = _stack([service])
     log = stack.service(service)
@@ -112,9 +162,16 @@ app.add_typer(db_app, name="db")
 
 @db_app.command("migrate")
 def db_migrate() -> None:
-    """Create the database and the raw tables if missing (idempotent)."""
-    for name in warehouse.migrate(get_settings()):
+    """Create the database and the raw tables, and the readings and dead-letter topics, if missing (idempotent)."""
+    settings = get_settings()
+    for name in warehouse.migrate(settings):
         console.print(f"applied {name}")
+    try:
+        created = ensure_topics(settings)
+    except KafkaException as exc:
+        console.print(f"[red]error:[/] topics not created: Kafka at {settings.kafka.bootstrap_servers}: {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"created topics {', '.join(created)}" if created else "topics present")
 
 
 @db_app.command("users")

@@ -11,27 +11,64 @@ from __future__ import annotations
 import json
 import os
 import re
+import tomllib
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, ImportString
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ImportString,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 
+Port = Annotated[int, Field(ge=1, le=65535)]
+AnyPort = Annotated[int, Field(ge=0, le=65535)]  # 0: any free port
+# Names that reach SQL (databases, tables, users) and Kafka (topics) are checked here, at load, by a pattern: a
+# database called `x; DROP TABLE y` never gets as far as a statement.
+SqlName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
+ENV_PREFIX = "PLANTWATCH_"
+# PLANTWATCH_* variables that are not settings: the config file's path, and `make test`'s flag for the test session.
+NOT_SETTINGS = frozenset({"PLANTWATCH_CONFIG", "PLANTWATCH_STOP_STACK"})
+# Kubernetes sets <SERVICE>_SERVICE_HOST, <SERVICE>_PORT_... for every Service in the namespace (service links): a
+# Service named plantwatch-... would give such variables to every pod.
+KUBERNETES_SERVICE_LINK = re.compile(
+    r"^(?!.*__)PLANTWATCH(_[A-Z0-9_]+)?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)(_(ADDR|PORT|PROTO))?)?)$"
+)
 
-class KafkaSettings(BaseModel):
+
+class SettingsError(ValueError):
+    """A configuration that cannot be loaded: one line naming the file or variable."""
+
+
+class Section(BaseModel):
+    """A group of settings; an unknown key in it (a typo in the TOML file or a PLANTWATCH_<GROUP>__<KEY> variable)
+    is an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(Section):
     version: str = "4.1.1"
     host: str = LOOPBACK
-    port: int = 9092
-    controller_port: int = 9093
+    port: Port = 9092
+    controller_port: Port = 9093
     heap: str = "512m"
-    readings_topic: str = "plantwatch.readings"
-    dead_letter_topic: str = "plantwatch.readings.dlq"
-    partitions: int = 4
+    readings_topic: TopicName = "plantwatch.readings"
+    dead_letter_topic: TopicName = "plantwatch.readings.dlq"
+    partitions: PositiveInt = 4
     # Client security, passed through to every client (producers, stream apps, KEDA's TriggerAuthentication).
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
@@ -56,38 +93,38 @@ class KafkaSettings(BaseModel):
         return conf
 
 
-class ClickHouseSettings(BaseModel):
+class ClickHouseSettings(Section):
     host: str = LOOPBACK
-    http_port: int = 8123
-    tcp_port: int = 9000
+    http_port: Port = 8123
+    tcp_port: Port = 9000
     # The admin (migrations, tests, benches; components connect as their own users below). Unset: the local
     # stack's `plantwatch_admin` with its generated password once the stack has made one, else `default` with no
     # password (plantwatch/access.py, admin_credentials). A server of your own: set both.
-    user: str | None = None
+    user: SqlName | None = None
     password: str | None = None
-    database: str = "plantwatch"
-    raw_readings_table: str = "readings_raw"
-    readings_view: str = "readings"
-    fault_labels_table: str = "fault_labels"
-    dq_results_table: str = "dq_results"  # written by `plantwatch check`
-    baselines_table: str = "machine_baselines"  # commissioning baselines (`plantwatch baseline fit`)
+    database: SqlName = "plantwatch"
+    raw_readings_table: SqlName = "readings_raw"
+    readings_view: SqlName = "readings"
+    fault_labels_table: SqlName = "fault_labels"
+    dq_results_table: SqlName = "dq_results"  # written by `plantwatch check`
+    baselines_table: SqlName = "machine_baselines"  # commissioning baselines (`plantwatch baseline fit`)
     # Machines and spec limits configured by `plantwatch machine set` / `plantwatch limits set` (over the seeds).
-    machine_config_table: str = "machine_config"
-    spec_limit_config_table: str = "spec_limit_config"
-    alert_state_table: str = "alert_state"  # `plantwatch alerts --every`: each rule and label set's state
-    alert_events_table: str = "alert_events"  # ... and every change of it (the alert history)
-    raw_ttl_days: int = 365
+    machine_config_table: SqlName = "machine_config"
+    spec_limit_config_table: SqlName = "spec_limit_config"
+    alert_state_table: SqlName = "alert_state"  # `plantwatch alerts --every`: each rule and label set's state
+    alert_events_table: SqlName = "alert_events"  # ... and every change of it (the alert history)
+    raw_ttl_days: PositiveInt = 365
     # Least privilege (plantwatch/sql/access.yaml): each component connects as its own user. Passwords come from
     # the environment (e.g. PLANTWATCH_CLICKHOUSE__INGEST_PASSWORD, from a Kubernetes Secret); the local stack
     # generates any that are unset into its state folder. `roles = false` makes every component use `user`.
     roles: bool = True
-    ingest_user: str = "plantwatch_ingest"
+    ingest_user: SqlName = "plantwatch_ingest"
     ingest_password: str | None = None
-    transform_user: str = "plantwatch_transform"
+    transform_user: SqlName = "plantwatch_transform"
     transform_password: str | None = None
-    quality_user: str = "plantwatch_quality"
+    quality_user: SqlName = "plantwatch_quality"
     quality_password: str | None = None
-    grafana_user: str = "plantwatch_grafana"
+    grafana_user: SqlName = "plantwatch_grafana"
     grafana_password: str | None = None
 
     @property
@@ -100,9 +137,9 @@ class ClickHouseSettings(BaseModel):
         return self.database, f"{self.database}_demo"
 
 
-class PrometheusSettings(BaseModel):
+class PrometheusSettings(Section):
     host: str = LOOPBACK
-    port: int = 9090
+    port: Port = 9090
     scrape_interval: str = "5s"
 
     @property
@@ -110,7 +147,7 @@ class PrometheusSettings(BaseModel):
         return f"http://{self.host}:{self.port}"
 
 
-class ProducerSettings(BaseModel):
+class ProducerSettings(Section):
     """Producers and the SDK logger (producers/). Relative paths are under ``state_dir``."""
 
     plant_file: Path = PROJECT_ROOT / "producers" / "plants" / "default.yaml"
@@ -119,97 +156,97 @@ class ProducerSettings(BaseModel):
     labels_dir: Path = Path("labels")
     # The archive: wire messages as JSON lines, zstd-compressed in blocks of about this size (uncompressed) or
     # this age, in segment files rotated at segment_bytes (compressed) and at each new event date.
-    archive_block_bytes: int = 1 << 20
-    archive_flush_seconds: float = 5.0
-    archive_segment_bytes: int = 64 << 20
+    archive_block_bytes: PositiveInt = 1 << 20
+    archive_flush_seconds: PositiveFloat = 5.0
+    archive_segment_bytes: PositiveInt = 64 << 20
     archive_zstd_level: int = 1
     archive_retention_days: int | None = 30  # by event date; what Kafka has not acknowledged is always kept
-    cursor_flush_seconds: float = 1.0
+    cursor_flush_seconds: PositiveFloat = 1.0
     # librdkafka batching; past queue_max_messages the logger leaves the backlog in the archive until Kafka drains.
-    linger_ms: int = 20
-    batch_bytes: int = 1 << 20
+    linger_ms: NonNegativeInt = 20
+    batch_bytes: PositiveInt = 1 << 20
     compression: str = "lz4"
-    queue_max_messages: int = 200_000
-    queue_max_kbytes: int = 1 << 20
+    queue_max_messages: PositiveInt = 200_000
+    queue_max_kbytes: PositiveInt = 1 << 20
 
 
-class QualitySettings(BaseModel):
+class QualitySettings(Section):
     """Data-quality checks (expectations/, `plantwatch check`)."""
 
-    freshness_seconds: int = 300  # the latest reading of every machine is at most this old
-    clock_skew_seconds: int = 5  # event times up to this far in the future are accepted
+    freshness_seconds: PositiveInt = 300  # the latest reading of every machine is at most this old
+    clock_skew_seconds: NonNegativeInt = 5  # event times up to this far in the future are accepted
     spec_limits_csv: Path = PROJECT_ROOT / "dbt_project" / "seeds" / "spec_limits.csv"
-    check_interval_seconds: int = 60  # how often `plantwatch check --watch` runs
+    check_interval_seconds: PositiveInt = 60  # how often `plantwatch check --watch` runs
 
 
-class AlertingSettings(BaseModel):
+class AlertingSettings(Section):
     """Alerting: the Grafana rule file `plantwatch alerts` evaluates, and where notifications go."""
 
     rules_file: Path = PROJECT_ROOT / "grafana" / "provisioning" / "alerting" / "rules.yaml"
     webhook_url: str | None = None
     email_to: str | None = None  # comma-separated addresses (Grafana's email contact point reads this variable)
-    webhook_timeout_seconds: float = 5.0
+    webhook_timeout_seconds: PositiveFloat = 5.0
     # `plantwatch alerts --every`: firing alerts are re-sent to Alertmanager every evaluation, resolved ones for this
     # long after (so a restarted Alertmanager still notifies the resolution; its docs ask for 5 minutes).
-    resolved_resend_seconds: float = 300.0
+    resolved_resend_seconds: NonNegativeFloat = 300.0
     # Links put into each alert's annotations: the runbook (#<rule uid>) and Grafana (machine detail dashboard).
     runbook_url: str = (PROJECT_ROOT / "docs" / "quality-and-alerting.md").as_uri()
     grafana_url: str = "http://127.0.0.1:3000"
 
 
-class AlertmanagerSettings(BaseModel):
+class AlertmanagerSettings(Section):
     """Prometheus Alertmanager (alertmanager/alertmanager.yml): notifications, grouping, inhibition, silences."""
 
     host: str = LOOPBACK
-    port: int = 9095  # not Alertmanager's 9093: the local Kafka's controller listens there
+    port: Port = 9095  # not Alertmanager's 9093: the local Kafka's controller listens there
     config_file: Path = PROJECT_ROOT / "alertmanager" / "alertmanager.yml"
-    timeout_seconds: float = 5.0
-    demo_webhook_port: int = 9097  # `plantwatch demo` receives its database's notifications here
+    timeout_seconds: PositiveFloat = 5.0
+    demo_webhook_port: Port = 9097  # `plantwatch demo` receives its database's notifications here
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(Section):
     """The stream ingest (streams/, `plantwatch ingest`): Kafka readings into ClickHouse."""
 
     consumer_group: str = "plantwatch-ingest"
-    auto_offset_reset: str = "earliest"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # Messages taken from Kafka at once (or what came within poll_seconds); each partition's run of them goes
     # through the pipeline as one row.
-    poll_messages: int = 500
-    poll_seconds: float = 0.05
+    poll_messages: PositiveInt = 500
+    poll_seconds: PositiveFloat = 0.05
     # A checkpoint (the open batches inserted into ClickHouse, then the offsets committed) this often: shorter
     # intervals show rows sooner (bench/latency.py), longer ones make bigger inserts.
-    flush_interval_seconds: float = 0.25
+    flush_interval_seconds: PositiveFloat = 0.25
     # Rows per ClickHouse insert: a partition's batch this big is inserted in the background before the checkpoint.
-    insert_rows: int = 100_000
+    insert_rows: PositiveInt = 100_000
     # An insert unanswered this long (ClickHouse hung rather than down) fails and is replayed from the last commit;
     # if it landed after all, the replay still shows once in the readings view (see streams/clickhouse_sink.py).
-    insert_timeout_seconds: float = 30.0
-    metrics_port: int = 0  # 0: any free port (registered with the local Prometheus)
+    insert_timeout_seconds: PositiveFloat = 30.0
+    metrics_port: AnyPort = 0  # 0: any free port (registered with the local Prometheus)
     metrics_host: str = LOOPBACK  # 0.0.0.0 in a pod, for Prometheus to scrape
-    lag_report_ms: int = 5_000  # how often librdkafka reports consumer lag per partition
-    session_timeout_ms: int = 10_000  # a replica silent this long loses its partitions to the others
+    lag_report_ms: PositiveInt = 5_000  # how often librdkafka reports consumer lag per partition
+    session_timeout_ms: PositiveInt = 10_000  # a replica silent this long loses its partitions to the others
     # What librdkafka fetches ahead of the app (its defaults: 64 MiB queued, 50 MiB a fetch): part of the ingest's
     # memory, and more than a run of poll_messages needs (bench/ingest_memory.py).
-    consumer_queue_kbytes: int = 16_384
-    fetch_max_bytes: int = 16 << 20
+    consumer_queue_kbytes: PositiveInt = 16_384
+    fetch_max_bytes: PositiveInt = 16 << 20
     # A dead letter carries at most this much of its message's value (the rest cut, its size and checksum kept in
     # headers): under the dead-letter topic's max.message.bytes (1 MiB by default), see streams/dead_letter.py.
-    dead_letter_max_bytes: int = 512 << 10
+    dead_letter_max_bytes: NonNegativeInt = 512 << 10
     # Optional user hook for a side service (REST, cache, model): a dotted path, e.g. "mypackage.enrich:lookup", to a
     # callable taking one valid message's plantwatch.reading.MessageReadings and returning them (changed or not), or
     # None to drop the message. Machine metadata itself is joined in ClickHouse, from a dictionary.
     enrich: ImportString[Callable] | None = None
 
 
-class TransformSettings(BaseModel):
+class TransformSettings(Section):
     """The dbt project (dbt_project/, `plantwatch transform`); detector thresholds are dbt vars, documented there."""
 
     project_dir: Path = PROJECT_ROOT / "dbt_project"
-    threads: int = 4
+    threads: PositiveInt = 4
     # The share of healthy windows each detector's learned threshold lets through (dbt var false_alarm_rate; unset:
     # dbt_project.yml's default, 1%).
     false_alarm_rate: float | None = Field(default=None, gt=0, lt=0.5)
@@ -218,7 +255,7 @@ class TransformSettings(BaseModel):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PLANTWATCH_", env_nested_delimiter="__", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     state_dir: Path = Field(default=PROJECT_ROOT / ".plantwatch", description="Data, logs, pids, cached jars.")
     kafka: KafkaSettings = KafkaSettings()
@@ -240,8 +277,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get("PLANTWATCH_CONFIG", "plantwatch.toml"))
-        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_file)
+        unknown_variables(settings_cls)
+        return init_settings, env_settings, toml_source(settings_cls)
 
     def scoped(self, name: str, database: str | None = None) -> Settings:
         """These settings with topics, a consumer group and a database of their own (a test's, a benchmark's, the
@@ -258,6 +295,56 @@ class Settings(BaseSettings):
         clickhouse = self.clickhouse.model_copy(update={"database": database, "roles": roles})
         ingest = self.ingest.model_copy(update={"consumer_group": f"{name}.ingest"})
         return self.model_copy(update={"kafka": kafka, "clickhouse": clickhouse, "ingest": ingest})
+
+
+def config_file() -> tuple[Path, bool]:
+    """The TOML file settings are read from, and whether it was named (PLANTWATCH_CONFIG) rather than the default."""
+    named = os.environ.get("PLANTWATCH_CONFIG")
+    return Path(named or "plantwatch.toml"), named is not None
+
+
+def toml_source(settings_cls: type[BaseSettings]) -> TomlConfigSettingsSource:
+    """The TOML file's settings: a file named by PLANTWATCH_CONFIG must exist (the default one may not), and must be
+    TOML."""
+    path, named = config_file()
+    if named and not path.is_file():
+        raise SettingsError(f"PLANTWATCH_CONFIG={path}: {'a folder' if path.is_dir() else 'no such file'}")
+    try:
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise SettingsError(f"config file {path}: {exc.strerror}") from None
+
+
+def unknown_variables(settings_cls: type[BaseSettings]) -> None:
+    """A PLANTWATCH_* variable that names no setting is an error (pydantic-settings ignores those at the top level;
+    an unknown key inside a group is refused by the group itself)."""
+    groups = {f"{ENV_PREFIX}{name.upper()}" for name in settings_cls.model_fields}
+    unknown = sorted(
+        name
+        for name in os.environ
+        if name.startswith(ENV_PREFIX)
+        and name not in NOT_SETTINGS
+        and name.split("__")[0] not in groups
+        and not KUBERNETES_SERVICE_LINK.match(name)
+    )
+    if unknown:
+        raise SettingsError(f"{', '.join(unknown)}: no such setting (`plantwatch config` lists them)")
+
+
+def describe(error: ValidationError) -> str:
+    """A settings validation error as one line, each problem named by the variable (or file key) that set it."""
+    path, _ = config_file()
+    problems = []
+    for problem in error.errors():
+        loc = [str(part) for part in problem["loc"]]
+        variable = ENV_PREFIX + "__".join(loc).upper()
+        where = variable if variable in os.environ or not path.is_file() else f"{'.'.join(loc)} in {path}"
+        given = "" if "password" in variable.lower() else f" (got {problem.get('input')!r:.60})"
+        message = "no such setting" if problem["type"] == "extra_forbidden" else problem["msg"]
+        problems.append(f"{where}: {message}{given}")
+    return "; ".join(problems)
 
 
 def environment(settings: BaseModel) -> dict[str, str]:
@@ -278,5 +365,8 @@ def environment(settings: BaseModel) -> dict[str, str]:
 
 @lru_cache
 def get_settings() -> Settings:
-    """The process-wide settings (read once)."""
-    return Settings()
+    """The process-wide settings (read once); a configuration that does not load is a SettingsError, one line."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(describe(exc)) from exc

@@ -26,11 +26,10 @@ from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, Field, model_validator
 
 from plantwatch.reading import SensorKind
-from producers.plant import Machine, Plant
+from producers.plant import Machine, Plant, load_yaml_model
 
 
 class FaultKind(StrEnum):
@@ -93,7 +92,7 @@ NO_FAULTS = Scenario(name="none")
 
 
 def load_scenario(path: Path) -> Scenario:
-    return Scenario.model_validate(yaml.safe_load(path.read_text()))
+    return load_yaml_model(path, Scenario, "fault scenario")
 
 
 @dataclass(frozen=True, slots=True)

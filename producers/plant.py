@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from plantwatch.reading import IDENTIFIER, SensorKind
 
@@ -127,5 +128,26 @@ class Plant(BaseModel):
         return sum(len(m.sensors) for m in self.machines)
 
 
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+class PlantConfigError(ValueError):
+    """A file that is not a plant (or fault scenario) config: one line naming it and what is wrong."""
+
+
+def load_yaml_model(path: Path, model: type[_Model], what: str) -> _Model:
+    """``path`` read as YAML into ``model``; a PlantConfigError naming the file when it is not one."""
+    try:
+        return model.model_validate(yaml.safe_load(path.read_text()))
+    except OSError as exc:
+        raise PlantConfigError(f"{what} {path}: {exc.strerror}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise PlantConfigError(f"{what} {path}: not YAML ({' '.join(str(exc).split())[:120]})") from exc
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "the document"
+        raise PlantConfigError(f"{what} {path}: not a {what} ({where}: {first['msg']})") from exc
+
+
 def load_plant(path: Path) -> Plant:
-    return Plant.model_validate(yaml.safe_load(path.read_text()))
+    return load_yaml_model(path, Plant, "plant config")

@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--tcp-port", type=int, default=9000)
     parser.add_argument("--users-config", type=Path, help="a users.xml (users, passwords, grants)")
     parser.add_argument(
-        "--user-files", type=Path, help="the only folder file() reads (default: DATA_DIR/../user_files)"
+        "--user-files", type=Path, help="the only folder file() reads (default: user_files beside DATA_DIR)"
     )
     args = parser.parse_args()
     try:
