@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,28 +56,19 @@ class DataSet:
     rebaseline_rows: int | None = None  # the engineer re-baselines this many rows after each fault (maintenance)
 
 
+TEST_RIG = DataSet(
+    "test_rig.yaml",
+    ";",
+    "datetime",
+    "%Y-%m-%d %H:%M:%S",
+    "anomaly",
+    train_rows=400,
+    changepoints=True,
+    float_labels=True,
+)
 DATA_SETS: dict[str, DataSet] = {
-    "test-rig": DataSet(
-        "test_rig.yaml",
-        ";",
-        "datetime",
-        "%Y-%m-%d %H:%M:%S",
-        "anomaly",
-        train_rows=400,
-        changepoints=True,
-        float_labels=True,
-    ),
-    "new-operating-point": DataSet(
-        "test_rig.yaml",
-        ";",
-        "datetime",
-        "%Y-%m-%d %H:%M:%S",
-        "anomaly",
-        train_rows=400,
-        changepoints=True,
-        float_labels=True,
-        rebaseline_rows=200,
-    ),
+    "test-rig": TEST_RIG,
+    "new-operating-point": replace(TEST_RIG, rebaseline_rows=200),
     "machine-temperature": DataSet(
         "machine_temperature.yaml", ",", "timestamp", "%Y-%m-%d %H:%M:%S", "label", train_fraction=0.15
     ),

@@ -9,7 +9,8 @@
 --   multivariate Hotelling T-squared per sensor of the machine's window means
 -- The four statistical detectors flag a window when their score reaches the machine's learned threshold
 -- (int_detector_thresholds) in at least var persistence_flags of var persistence_windows consecutive windows, or
--- on its own at var critical_factor x the threshold (critical). A window near a sensor fault (within
+-- on its own at var critical_factor x the threshold (critical); not inside a commissioning period (the engineer named
+-- it healthy: its windows are scored out of sample to calibrate the thresholds, not alerted on). A window near a sensor fault (within
 -- var fault_suppress_windows windows) is not flagged: on that sensor for spec_breach, level and spike, on the whole
 -- machine for drift and multivariate (they read all its sensors). Sensor faults are in sensor_fault_flags.
 -- Scores are first cut at the lowest threshold of any machine (plain comparisons, so that the score tables' minmax
@@ -81,7 +82,7 @@ candidates as (
     {%- for detector in ['level', 'spike'] %}
     select
         machine_id, sensor_id, '{{ detector }}' as flag_kind, window_start, window_end, baseline_kind,
-        baseline_version, {{ detector }}_score as score, score as now
+        baseline_version, calibrating, {{ detector }}_score as score, score as now
     from sensor_scores
     union all
     {%- endfor %}
@@ -89,12 +90,12 @@ candidates as (
     -- lags, and would go on flagging for windows after the sensor came back
     select
         machine_id, sensor_id, 'drift' as flag_kind, window_start, window_end, baseline_kind, baseline_version,
-        abs(drift_score) as score, 2 * residual * sign(drift_score) as now
+        calibrating, abs(drift_score) as score, 2 * residual * sign(drift_score) as now
     from sensor_scores
     union all
     select
         machine_id, '' as sensor_id, 'multivariate' as flag_kind, window_start, window_end, baseline_kind,
-        baseline_version, multivariate_score as score, score as now
+        baseline_version, calibrating, multivariate_score as score, score as now
     from machine_scores
 ),
 
@@ -120,7 +121,7 @@ exceeding as (
         and candidates.baseline_kind = thresholds.baseline_kind
         and candidates.baseline_version = thresholds.baseline_version
     inner join cadence on candidates.machine_id = cadence.machine_id
-    where candidates.score >= threshold and candidates.now >= threshold
+    where candidates.score >= threshold and candidates.now >= threshold and not candidates.calibrating
 ),
 
 counted as (
