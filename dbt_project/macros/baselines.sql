@@ -253,3 +253,17 @@ fitted as (
 ) %}
 {{ log('fitted ' ~ machine_id ~ ': ' ~ found.rows[0][0] ~ ' windows, ' ~ found.rows[0][1] ~ ' sensors', info=True) }}
 {% endmacro %}
+
+{#- For each machine with new rows (`changed`, a changed_since CTE, joined to the `cadence` CTE): the trailing block
+    its earliest change falls in (since_block) and where the reference windows of that block's baseline begin
+    (context_since): what a model that recomputes trailing blocks must read again. -#}
+{% macro trailing_block_context(changed, cadence) %}
+{%- set block = var('baseline_block_windows') -%}
+{%- set blocks_back = (var('baseline_reference_windows') / block) | round(0, 'ceil') | int -%}
+select
+    {{ changed }}.machine_id as machine_id,
+    intDiv({{ window_index(changed ~ '.since', cadence ~ '.window_ms') }}, {{ block }}) as since_block,
+    {{ ms_time('(since_block - ' ~ blocks_back ~ ') * ' ~ block ~ ' * ' ~ cadence ~ '.window_ms') }} as context_since
+from {{ changed }}
+inner join {{ cadence }} on {{ changed }}.machine_id = {{ cadence }}.machine_id
+{% endmacro %}

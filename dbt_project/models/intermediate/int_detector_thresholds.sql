@@ -35,12 +35,7 @@ changed as (
 ),
 
 with_context as (
-    select
-        changed.machine_id as machine_id,
-        intDiv({{ window_index('changed.since', 'cadence.window_ms') }}, {{ block }}) as since_block,
-        {{ ms_time('(since_block - ' ~ blocks_back ~ ') * ' ~ block ~ ' * cadence.window_ms') }} as context_since
-    from changed
-    inner join cadence on changed.machine_id = cadence.machine_id
+    {{ trailing_block_context('changed', 'cadence') }}
 ),
 
 {#- a commissioning baseline's calibrating windows, wherever they lie; the reference windows of trailing blocks -#}

@@ -19,7 +19,8 @@
 --   drift_score  an EWMA (half-life var drift_half_life_windows windows) of the sensor's residual against its
 --                machine's other sensors, clipped to +-var drift_clip so that one spike is no drift
 --   stuck        the sensor has sat still (one value) for more windows in a row than var stuck_factor x the longest
---                it did when healthy, over at least var stuck_min_readings readings, while most of the machine's
+--                it did when healthy (+ var stuck_margin_windows if it ever sat still), over at least
+--                var stuck_min_readings readings, while most of the machine's
 --                other sensors moved (all of them still is a machine stopped, not a stuck sensor)
 with
 
@@ -132,6 +133,7 @@ smoothed as (
             toFloat64({{ window_index('window_start', 'window_ms') }})
         ) over by_time as drift_score,
         flat_run > {{ var('stuck_factor') }} * healthy_flat_run
+            + if(healthy_flat_run > 0, {{ var('stuck_margin_windows') }}, 0)
             and flat_readings >= {{ var('stuck_min_readings') }}
             and flat_fraction < {{ var('stopped_fraction') }} as stuck
     from with_windows
