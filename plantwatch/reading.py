@@ -16,7 +16,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from itertools import chain, repeat
+from itertools import accumulate, chain, compress, repeat
 from math import isfinite
 from operator import attrgetter, itemgetter
 from typing import Annotated, NamedTuple
@@ -205,6 +205,89 @@ def decode_many(raws: Sequence[bytes]) -> DecodedMessages:
     off is decoded message by message, to find which ones are wrong and why.
     """
     return _cleared_messages(raws) or _checked_messages(raws)
+
+
+# Sensor lists (one message's sensor ids, in order) seen with no sensor twice: most messages repeat their machine's
+# list, so a set lookup tells that two of a message's readings cannot share a key (bounded like _KNOWN_IDENTIFIERS).
+_DISTINCT_SENSORS: set[tuple[str, ...]] = set()
+# A reading's key in the raw table (its ORDER BY): readings with the same key are folded into one.
+ReadingKey = tuple[str, str, int, int]  # machine_id, sensor_id, ts_ms, seq
+_Seen = tuple[float, str, str, int]  # value, kind, unit, and the offset of the message it came in
+
+
+def without_conflicts(decoded: DecodedMessages, offsets: Sequence[int]) -> DecodedMessages:
+    """The run without its messages that contradict a reading landed before them in the run, each one added to
+    ``invalid`` as ``conflicting_duplicate`` naming the key and both readings (``offsets`` name the messages).
+
+    The raw table is a ReplacingMergeTree on (machine, sensor, event time, seq): an identical reading sent again
+    (a redelivery, a replay) folds away, as it should, but two readings with that key and different values (kind,
+    unit) are a producer bug, a clock or seq reset, and the merge would drop one without a word. The first one seen
+    lands; a later message with any reading that contradicts it (or a message contradicting itself) is a dead
+    letter. Identical duplicates land and fold, as before.
+
+    Cheap on a run without conflicts (bench/ingest.py): the keys compared are one per message (machine, event time)
+    and each message's sensor list (looked up among lists known to name no sensor twice), not one per reading;
+    only a run where a key may repeat is compared reading by reading. Only this run is compared: a conflicting
+    reading in a later run is not seen here (docs/ingest.md).
+    """
+    counts = decoded.counts
+    machine_ids, sensor_ids, _, _, _, times, _, _ = decoded.columns
+    ends = list(compress(accumulate(counts), counts))  # of the messages that gave readings
+    if not ends:
+        return decoded
+    starts = [0, *ends[:-1]]
+    if len(set(zip(map(machine_ids.__getitem__, starts), map(times.__getitem__, starts), strict=True))) == len(starts):
+        sensor_lists = sensor_ids if type(sensor_ids) is tuple else tuple(sensor_ids)
+        lists = list(map(sensor_lists.__getitem__, map(slice, starts, ends)))
+        if _DISTINCT_SENSORS.issuperset(lists):
+            return decoded
+        if all(len(set(sensors)) == len(sensors) for sensors in lists):
+            if len(_DISTINCT_SENSORS) < _KNOWN_LIMIT:
+                _DISTINCT_SENSORS.update(lists)
+            return decoded
+    return _compared(decoded, offsets)
+
+
+def _compared(decoded: DecodedMessages, offsets: Sequence[int]) -> DecodedMessages:
+    """without_conflicts() reading by reading: the run where some key may repeat."""
+    machine_ids, sensor_ids, kinds, values, units, times, seqs, _ = decoded.columns
+    seen: dict[ReadingKey, _Seen] = {}  # the first reading of each key, from the messages that land
+    conflicting: list[tuple[int, InvalidMessage]] = []
+    start = 0
+    for index, count in enumerate(decoded.counts):
+        mine: dict[ReadingKey, _Seen] = {}
+        conflict = None
+        for i in range(start, start + count):
+            key = (machine_ids[i], sensor_ids[i], times[i], seqs[i])
+            reading = (values[i], kinds[i], units[i], offsets[index])
+            first = seen.get(key) or mine.get(key)
+            if first is None:
+                mine[key] = reading
+            elif first[:3] != reading[:3]:
+                conflict = _conflict(key, first, reading)
+                break
+        start += count
+        if conflict is not None:
+            conflicting.append((index, conflict))
+        else:
+            seen.update(mine)
+    if not conflicting:
+        return decoded
+    dropped = {index for index, _ in conflicting}
+    keep = [index not in dropped for index, count in enumerate(decoded.counts) for _ in range(count)]
+    columns = tuple(list(compress(column, keep)) for column in decoded.columns)
+    counts = [0 if index in dropped else count for index, count in enumerate(decoded.counts)]
+    return DecodedMessages(columns, counts, sorted([*decoded.invalid, *conflicting], key=itemgetter(0)))
+
+
+def _conflict(key: ReadingKey, first: _Seen, later: _Seen) -> InvalidMessage:
+    machine_id, sensor_id, ts, seq = key
+    return InvalidMessage(
+        "conflicting_duplicate",
+        f"machine_id={machine_id} sensor_id={sensor_id} ts={ts} seq={seq}: value={later[0]!r} kind={later[1]} "
+        f"unit={later[2]!r} conflicts with value={first[0]!r} kind={first[1]} unit={first[2]!r} first seen at "
+        f"offset {first[3]}",
+    )
 
 
 def _spread(values: Sequence, counts: list[int]) -> list:

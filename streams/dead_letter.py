@@ -6,7 +6,10 @@ unchanged (a null value stays null), with these headers (UTF-8 strings):
 =========================== ======================================================================
 ``plantwatch.reason``        the ``InvalidMessage`` reason code: oversized, not_json, wrong_type,
                              unknown_schema_version, missing_field, not_finite, bad_identifier,
-                             undecodable (the decoder itself failed on the message)
+                             undecodable (the decoder itself failed on the message),
+                             conflicting_duplicate (a reading with the key of another one earlier in
+                             the run, but another value, kind or unit: see
+                             ``plantwatch.reading.without_conflicts``)
 ``plantwatch.detail``        what was wrong, for people (truncated)
 ``plantwatch.source.topic``  where the message was read ...
 ``plantwatch.source.partition``
@@ -34,13 +37,14 @@ offsets are committed only after its dead letters too are acknowledged (at-least
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 
 from confluent_kafka import KafkaError, KafkaException, Message
 from quixstreams.kafka import Producer
 from quixstreams.models import HeadersTuples
 
-from plantwatch.reading import InvalidMessage, decode_many
+from plantwatch.reading import InvalidMessage, decode_many, without_conflicts
 from streams.message_batches import RunReadings
 from streams.metrics import DEAD_LETTERED
 
@@ -56,6 +60,8 @@ TRUNCATED, ORIGINAL_BYTES, ORIGINAL_SHA256 = (
     "plantwatch.original.sha256",
 )
 DEAD_LETTER_MAX_KEY_BYTES = 1024
+CONFLICT = "conflicting_duplicate"
+logger = logging.getLogger(__name__)
 FLUSH_TIMEOUT_SECONDS = 30
 
 
@@ -70,12 +76,17 @@ class DeadLetterQueue:
         self._failed: list[KafkaError] = []
 
     def readings_or_dead_letter(self, run: list[Message]) -> RunReadings:
-        """The run's valid readings; each invalid message is dead-lettered (and gives no readings)."""
+        """The run's valid readings; each invalid message is dead-lettered (and gives no readings), and so is each
+        message contradicting a reading earlier in the run (logged too: it is a producer's fault, not a format's)."""
         raws = [message.value() or b"" for message in run]
-        decoded = decode_many(raws)
+        offsets = [message.offset() for message in run]
+        decoded = without_conflicts(decode_many(raws), offsets)
         for index, exc in decoded.invalid:
+            if exc.reason == CONFLICT:
+                message = run[index]
+                logger.warning("dead-lettered %s[%d]@%d: %s", message.topic(), message.partition(), offsets[index], exc)
             self.send(run[index], exc)
-        return RunReadings(decoded.columns, decoded.counts, [message.offset() for message in run], raws)
+        return RunReadings(decoded.columns, decoded.counts, offsets, raws)
 
     def send(self, message: Message, exc: InvalidMessage) -> None:
         headers: HeadersTuples = [

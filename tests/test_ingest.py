@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from prometheus_client.parser import text_string_to_metric_families
 from quixstreams.models import Row
@@ -269,6 +269,64 @@ def test_bad_messages_are_dead_lettered_and_good_ones_land(isolated: Settings, i
         if reason != "not_json":
             assert ingest.metric("plantwatch_ingest_dead_lettered_total", reason=reason) == 1, reason
     assert ingest.stop() == 0
+
+
+def dead_letters(settings: Settings) -> list[Message]:
+    """Every message on the dead-letter topic now (read up to each partition's high watermark)."""
+    consumer = Consumer({**settings.kafka.client_config(), "group.id": f"dlq-{uuid.uuid4().hex[:6]}"})
+    try:
+        topic = settings.kafka.dead_letter_topic
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        letters: list[Message] = []
+        deadline = time.monotonic() + 30
+        while len(letters) < sum(ends.values()) and time.monotonic() < deadline:
+            if (msg := consumer.poll(0.5)) is not None and not msg.error():
+                letters.append(msg)
+        return letters
+    finally:
+        consumer.close()
+
+
+def test_conflicting_duplicate_is_dead_lettered_and_identical_one_folds(
+    isolated: Settings, ingests: Callable[..., Ingest]
+) -> None:
+    """Three readings with one key (machine, sensor, event time, seq), values 1.0, 2.0, 1.0: the first lands, the
+    2.0 is a dead letter naming the key and both values (the raw table would have folded it away without a word),
+    the identical third one folds into the first, silently."""
+    ts = int(time.time() * 1000) - 60_000
+
+    def message(value: float) -> tuple[bytes, bytes]:
+        return b"M1", encode("M1", ts, [{"sensor_id": "temp", "kind": "temperature", "value": value, "unit": "C",
+                                         "seq": 7}])  # fmt: skip
+
+    messages = [message(1.0), message(2.0), message(1.0)]
+    placed = produce(isolated, messages)
+    group = f"conflict-{uuid.uuid4().hex[:6]}"
+    ingest = ingests(group)
+    partition = placed[0][0]
+    wait_for("the commit of all three", lambda: committed(isolated, group)[partition] == placed[2][1] + 1)
+
+    view = isolated.clickhouse.readings_view
+    assert query(isolated, f"SELECT machine_id, sensor_id, seq, value FROM {view}") == [("M1", "temp", 7, 1.0)]
+
+    letters = dead_letters(isolated)  # all of them: a checkpoint's are acknowledged before its commit
+    assert len(letters) == 1
+    headers = {k: v.decode() for k, v in letters[0].headers()}
+    assert headers[dead_letter.REASON] == "conflicting_duplicate"
+    assert (int(headers[dead_letter.SOURCE_PARTITION]), int(headers[dead_letter.SOURCE_OFFSET])) == placed[1]
+    assert letters[0].value() == messages[1][1]
+    detail = headers[dead_letter.DETAIL]
+    assert all(part in detail for part in ("machine_id=M1", "sensor_id=temp", f"ts={ts}", "seq=7", "2.0", "1.0"))
+
+    wait_for(
+        "the conflict counter",
+        lambda: ingest.metric("plantwatch_ingest_dead_lettered_total", reason="conflicting_duplicate") == 1,
+    )
+    assert ingest.metric("plantwatch_ingest_readings_landed_total") == 2  # the identical one lands and folds
+    assert ingest.stop() == 0
+    assert "conflicting_duplicate" in ingest.log.read_text()
 
 
 def test_batch_redelivered_after_a_crash_lands_once(isolated: Settings, ingests: Callable[..., Ingest]) -> None:
