@@ -45,7 +45,7 @@ from plantwatch.scoring import DetectionScore, InstantScore, instant_report, rep
 from plantwatch.settings import PROJECT_ROOT, Settings, environment, get_settings
 from plantwatch.stack import running_stack
 from plantwatch.transform import Transformer
-from producers.faults import Scenario, load_scenario
+from producers.faults import load_scenario
 from producers.labels import insert_labels
 from producers.plant import load_plant
 from producers.replay import replay_csv
@@ -56,11 +56,6 @@ import lookalikes
 
 SIMULATOR_GOALS = "goals: episode recall 1.0, F1 >= 0.9, median delay <= 30 s, no sensor fault as a machine anomaly"
 EXPORT_GOALS = "goals (look-alikes): false-alarm rate <= 5% of normal rows, every labelled episode detected"
-
-
-def shifted(scenario: Scenario, seconds: float) -> Scenario:
-    faults = [f.model_copy(update={"start_s": f.start_s + seconds}) for f in scenario.faults]
-    return Scenario(name=f"{scenario.name}+{seconds:g}s", faults=faults)
 
 
 def raw_count(settings: Settings) -> int:
@@ -114,7 +109,7 @@ def insert_direct(settings: Settings, sim: Simulation, ticks: int, run_id: str) 
 def simulate(settings: Settings, args: argparse.Namespace) -> tuple[str, datetime, datetime, list[str]]:
     """Run the simulator into the isolated database; returns run id, start, end of the warm-up, machine ids."""
     plant = load_plant(settings.producer.plant_file)
-    scenario = shifted(load_scenario(settings.producer.scenario_file), args.warmup)
+    scenario = load_scenario(settings.producer.scenario_file).shifted(args.warmup)
     start_ms = (int(time.time()) - args.warmup - args.after) // 60 * 60 * 1000
     run_id = f"bench-detection-{args.seed}"
     duration = args.warmup + args.after

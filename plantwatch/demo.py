@@ -1,6 +1,7 @@
 """`plantwatch demo`: the whole mission in one run, on its own topics and database.
 
-stack up -> a simulated plant with injected faults published through the SDK logger -> Kafka -> the ingest app
+stack up -> a simulated plant (a healthy history the trailing baselines learn from, then minutes with injected
+faults) published through the SDK logger -> Kafka -> the ingest app
 (a real `plantwatch ingest` process) -> ClickHouse -> dbt build -> the data-quality checkpoint -> the alert rules
 -> the alert lifecycle (the simulated minutes replayed through the continuous evaluator and the stack's
 Alertmanager to a local webhook: plantwatch/alert_replay.py) -> a summary of what fired against what was injected,
@@ -127,7 +128,9 @@ def detection_table(settings: Settings, run: RunResult) -> list[tuple[str, str, 
     return rows
 
 
-def run_demo(settings: Settings, console: Console, minutes: float = 6.0, seed: int = 7) -> DemoResult:
+def run_demo(
+    settings: Settings, console: Console, minutes: float = 6.0, seed: int = 7, history: float = 40.0
+) -> DemoResult:
     settings = settings.scoped(DEMO_SCOPE, database=settings.clickhouse.managed_databases[1])
     progress = Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -147,13 +150,12 @@ def run_demo(settings: Settings, console: Console, minutes: float = 6.0, seed: i
         )
         try:
             plant = load_plant(settings.producer.plant_file)
-            scenario = load_scenario(settings.producer.scenario_file)
-            progress.update(step, description=f"simulating {minutes:g} min of {len(plant.machines)} machines")
+            scenario = load_scenario(settings.producer.scenario_file).shifted(history * 60)
+            total = history + minutes
+            progress.update(step, description=f"simulating {total:g} min of {len(plant.machines)} machines")
             # Simulated time ends about now, so freshness and "not in the future" hold as for a live plant.
-            start_ms = int(time.time() * 1000 - minutes * 60_000)
-            run = run_simulation(
-                settings, plant, scenario, seed=seed, start_ms=start_ms, duration_s=minutes * 60, rate=0
-            )
+            start_ms = int(time.time() * 1000 - total * 60_000)
+            run = run_simulation(settings, plant, scenario, seed=seed, start_ms=start_ms, duration_s=total * 60, rate=0)
             progress.remove_task(step)
             landing = progress.add_task("readings landing in ClickHouse", total=run.readings)
             landed = wait_landed(settings, run.readings, 120, progress, landing)
@@ -167,8 +169,8 @@ def run_demo(settings: Settings, console: Console, minutes: float = 6.0, seed: i
         progress.update(step, description="alert rules")
         results = evaluate_rules(settings)
         progress.update(step, description="alert lifecycle: the simulated minutes replayed through Alertmanager")
-        began = datetime.fromtimestamp(start_ms / 1000, UTC)
-        lifecycle = replay(settings, began, began + timedelta(minutes=minutes), PROJECT_ROOT / "reports")
+        faults_from = datetime.fromtimestamp(start_ms / 1000, UTC) + timedelta(minutes=history)
+        lifecycle = replay(settings, faults_from, faults_from + timedelta(minutes=minutes), PROJECT_ROOT / "reports")
         progress.update(step, description="report")
         detected = detection_table(settings, run)
         drifting = [label.machine_id for label in run.labels if label.fault_kind == "drift"]
@@ -183,7 +185,7 @@ def run_demo(settings: Settings, console: Console, minutes: float = 6.0, seed: i
     console.print(results_table(results))
     for result in results:
         if result.state == "firing" and (why := FIRING_BY_DESIGN.get(result.rule.uid)):
-            console.print(f"[dim]{result.rule.title} fires by design here: {why.format(minutes=minutes)}.[/]")
+            console.print(f"[dim]{result.rule.title} fires by design here: {why.format(minutes=total)}.[/]")
     table = Table("machine", "injected fault", "alerts raised (category:kind)", "detected", title="Faults vs alerts")
     for machine, kind, alerts, hit in detected:
         table.add_row(machine, kind, alerts, "[green]yes[/]" if hit else "[red]no[/]")
@@ -218,11 +220,12 @@ def print_lifecycle(console: Console, lifecycle: Lifecycle, settings: Settings) 
 def demo(
     minutes: float = 6.0,
     seed: int = 7,
+    history: float = 40.0,
 ) -> None:
     """Run the whole mission on a simulated plant with injected faults (its own topics and database)."""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     console = Console()
-    result = run_demo(get_settings(), console, minutes, seed)
+    result = run_demo(get_settings(), console, minutes, seed, history)
     missed = [d for d in result.detected if not d[3]]
     if result.landed < result.run.readings:
         console.print("[red]not every reading landed[/]")

@@ -87,6 +87,11 @@ class Scenario(BaseModel):
     name: str
     faults: list[Fault] = []
 
+    def shifted(self, seconds: float) -> Scenario:
+        """The same faults, each starting `seconds` later (a healthy stretch simulated before them)."""
+        faults = [f.model_copy(update={"start_s": f.start_s + seconds}) for f in self.faults]
+        return Scenario(name=f"{self.name}+{seconds:g}s", faults=faults)
+
 
 NO_FAULTS = Scenario(name="none")
 
