@@ -10,9 +10,10 @@
 -- The four statistical detectors flag a window when their score reaches the machine's learned threshold
 -- (int_detector_thresholds) in at least var persistence_flags of var persistence_windows consecutive windows, or
 -- on its own at var critical_factor x the threshold (critical); not inside a commissioning period (the engineer named
--- it healthy: its windows are scored out of sample to calibrate the thresholds, not alerted on). A window near a sensor fault (within
--- var fault_suppress_windows windows) is not flagged: on that sensor for spec_breach, level and spike, on the whole
--- machine for drift and multivariate (they read all its sensors). Sensor faults are in sensor_fault_flags.
+-- it healthy: its windows are scored out of sample to calibrate the thresholds, not alerted on). A window near a
+-- sensor fault (within var fault_suppress_windows windows; for a stuck sensor, of any window of its still run) is not
+-- flagged: on that sensor for spec_breach, level and spike, on the whole machine for drift and multivariate (they
+-- read all its sensors). Sensor faults are in sensor_fault_flags.
 -- Scores are first cut at the lowest threshold of any machine (plain comparisons, so that the score tables' minmax
 -- indexes skip the granules without a flag): this mart reads little of a long history.
 {%- set k = var('persistence_flags') -%}
@@ -53,11 +54,12 @@ machine_scores as (
 ),
 
 sensor_faults as (
-    select machine_id, sensor_id, window_start, window_ms from ({{ latest_rows_where(
+    select machine_id, sensor_id, window_start, window_ms, 0 as still_before from ({{ latest_rows_where(
         ref('int_sensor_window_checks'), ['machine_id', 'sensor_id', 'window_start'], "fault_kind != ''"
     ) }})
     union all
-    select scores.machine_id, scores.sensor_id, scores.window_start, cadence.window_ms
+    -- a stuck sensor was still since its run began, windows before it was judged stuck
+    select scores.machine_id, scores.sensor_id, scores.window_start, cadence.window_ms, scores.flat_run - 1
     from ({{ latest_rows_where(ref('int_sensor_window_scores'), ['machine_id', 'sensor_id', 'window_start'], 'stuck') }})
         as scores
     inner join cadence on scores.machine_id = cadence.machine_id
@@ -68,7 +70,8 @@ suppressed_sensor_windows as (
         machine_id,
         sensor_id,
         arrayJoin(arrayMap(
-            k -> window_start + toIntervalMillisecond(k * window_ms), range(-{{ reach }}, {{ reach + 1 }})
+            k -> window_start + toIntervalMillisecond(k * window_ms),
+            range(-{{ reach }} - toInt64(still_before), {{ reach + 1 }})
         )) as window_start
     from sensor_faults
 ),
