@@ -186,9 +186,12 @@ class AlertingSettings(Section):
     webhook_url: str | None = None
     email_to: str | None = None  # comma-separated addresses (Grafana's email contact point reads this variable)
     webhook_timeout_seconds: PositiveFloat = 5.0
-    # `plantwatch alerts --every`: firing alerts are re-sent to Alertmanager every evaluation, resolved ones for this
-    # long after (so a restarted Alertmanager still notifies the resolution; its docs ask for 5 minutes).
-    resolved_resend_seconds: NonNegativeFloat = 300.0
+    # `plantwatch alerts --every`: firing alerts are re-sent to Alertmanager every evaluation, resolved ones until
+    # Alertmanager accepted the resolution, and for this long after. 0: no longer, because Alertmanager keeps an
+    # alert that is re-sent during a group's flush and lists it, resolved again, in that group's next notification
+    # (a machine with several alerts got its resolutions twice); the price: an Alertmanager restarted in the
+    # seconds between accepting a resolution and notifying it loses that resolution.
+    resolved_resend_seconds: NonNegativeFloat = 0.0
     # Links put into each alert's annotations: the runbook (#<rule uid>) and Grafana (machine detail dashboard).
     runbook_url: str = (PROJECT_ROOT / "docs" / "quality-and-alerting.md").as_uri()
     grafana_url: str = "http://127.0.0.1:3000"

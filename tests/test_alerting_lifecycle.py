@@ -98,9 +98,9 @@ def test_one_firing_and_one_resolved_notification_per_episode(
     assert firing["annotations"]["runbook_url"].endswith(f"#{MACHINE}") and firing["annotations"]["runbook"]
     assert "var-machine=M1" in firing["annotations"]["dashboard_url"]
     assert firing["startsAt"] == resolved["startsAt"] and resolved["endsAt"] > resolved["startsAt"]
-    # The second episode starts from resolved: still re-sent to Alertmanager when it came back.
+    # The second episode starts from normal: the first one's resolution was accepted, so no longer re-sent.
     episode = [("pending", "firing"), ("firing", "resolved")]
-    assert events(marts, "M1") == [("normal", "pending"), *episode, ("resolved", "pending"), *episode]
+    assert events(marts, "M1") == [("normal", "pending"), *episode, ("normal", "pending"), *episode]
 
 
 def test_for_delays_firing_and_a_blip_shorter_than_for_notifies_nothing(
