@@ -24,23 +24,12 @@ from pathlib import Path
 import psutil
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
+from ingest import MACHINES, SENSORS  # bench/ingest.py: the same plant of 200 machines
 
 from plantwatch import warehouse
 from plantwatch.reading import encode
 from plantwatch.settings import PROJECT_ROOT, Settings, get_settings
 from plantwatch.stack import running_stack
-
-SENSORS = [
-    ("temp", "temperature", "C"),
-    ("bearing_temp", "temperature", "C"),
-    ("vib_x", "vibration", "mm/s"),
-    ("vib_y", "vibration", "mm/s"),
-    ("pressure", "pressure", "bar"),
-    ("current", "current", "A"),
-    ("speed", "speed", "rpm"),
-    ("flow", "flow", "l/min"),
-]
-MACHINES = [f"L{line}-M{n:02d}" for line in range(1, 6) for n in range(1, 41)]  # 200 machines
 
 
 def produce(settings: Settings, first: int, messages: int) -> None:
