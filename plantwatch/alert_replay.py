@@ -170,7 +170,8 @@ def replay(settings: Settings, start: datetime, end: datetime, out_dir: Path) ->
                         if a["labels"].get("database") == database
                     ]
                     shot = out_dir / "demo-alertmanager.png"
-                    lifecycle.screenshot = shot if screenshot(f"{url}/", shot) else None
+                    if screenshot(f"{url}/", shot) or screenshot(f"{url}/", shot):  # a loaded machine: once more
+                        lifecycle.screenshot = shot  # a failed later one keeps the earlier
                     paused += time.monotonic() - stopped
                     anchors.append((time.monotonic(), at))  # the clock stood still meanwhile
                 at += STEP

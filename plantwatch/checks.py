@@ -8,7 +8,8 @@ The demo calls :func:`check_once` and :func:`print_run`.
 
 from __future__ import annotations
 
-import time
+import signal
+import threading
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -87,7 +88,12 @@ def check(
     if unknown:
         console.print(f"[red]error:[/] unknown suite group(s) {', '.join(sorted(unknown))}; choose from {GROUPS}")
         raise typer.Exit(2)
+    # Ctrl-C or Kubernetes' SIGTERM ends the watch after the run in progress: raised inside a checkpoint, the
+    # interrupt could be swallowed by the libraries underneath and the loop go on.
+    stop = threading.Event()
     if watch:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
         port = serve_metrics(settings, METRICS_JOB, metrics_port)
         console.print(f"serving data-quality metrics on http://127.0.0.1:{port}/metrics")
     while True:
@@ -99,4 +105,5 @@ def check(
         print_run(run, console)
         if not watch:
             raise typer.Exit(0 if run.success else 1)
-        time.sleep(settings.quality.check_interval_seconds)
+        if stop.wait(settings.quality.check_interval_seconds):
+            raise typer.Exit(0)
