@@ -123,6 +123,7 @@ def _resolve_leftovers(settings: Settings, url: str) -> None:
 def replay(settings: Settings, start: datetime, end: datetime, out_dir: Path) -> Lifecycle:
     """Replay [start, end] of the demo database's alerts mart through the evaluator and Alertmanager."""
     lifecycle = Lifecycle()
+    out_dir.mkdir(parents=True, exist_ok=True)  # a fresh clone has no reports/ yet: Chromium would fail to write
     url = settings.alertmanager.url
     database = settings.clickhouse.database
     replay_db = f"{database}_replay"
