@@ -101,7 +101,9 @@ class Kafka(Service):
         self.home.mkdir(parents=True, exist_ok=True)
         config = self.render_config()
         if not (self.data_dir / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            cluster_id = "-"
+            while cluster_id.startswith("-"):  # one id in 64 starts with '-': the tool would read it as an option
+                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             result = subprocess.run(
                 [java, "-cp", f"{self.jars_dir}/*", "kafka.tools.StorageTool", "format",
                  "-t", cluster_id, "-c", str(config)],
