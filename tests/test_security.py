@@ -181,8 +181,10 @@ def built(secured: Settings) -> Settings:
     admin = warehouse.client(settings)
     admin.command(f"INSERT INTO {ch.fault_labels_table} (run_id, machine_id, fault_kind, start_time, end_time) "
                   f"VALUES ('sec', '{BUILT_MACHINE}', 'spike', now64(3) - 60, now64(3))")  # fmt: skip
-    for table in (ch.dq_results_table, ch.alert_state_table):  # not read by dbt: any rows will do
-        admin.command(f"INSERT INTO {table} SELECT * FROM generateRandom() LIMIT 3")
+    # not read by dbt: any rows will do, as long as they are recent (a random run_at behind dq_results' TTL was
+    # deleted by a background TTL merge between two snapshots: a flaky "changed something")
+    admin.command(f"INSERT INTO {ch.dq_results_table} SELECT * REPLACE (now64(3) AS run_at) FROM generateRandom() LIMIT 3")
+    admin.command(f"INSERT INTO {ch.alert_state_table} SELECT * FROM generateRandom() LIMIT 3")
     for table in (ch.raw_readings_table, ch.fault_labels_table, ch.dq_results_table, ch.baselines_table):
         assert admin.command(f"SELECT count() FROM {table}"), f"{table} is empty: its truncation would not show"
     return settings
