@@ -1,273 +1,264 @@
 """Grafana dashboards as code: plant overview, machine detail and pipeline health.
 
-``python -m plantwatch.dashboards`` writes them to grafana/dashboards/*.json, which Grafana's file provider loads
+Built with grafana-foundation-sdk's builders (its Grafana 11.6 line); ``python -m plantwatch.grafana_build`` writes
+them to grafana/dashboards/*.json (with the alert rules), which Grafana's file provider loads
 (grafana/provisioning/dashboards/plantwatch.yaml); a test checks the committed files match this code and the
 dashboard JSON schema of Grafana 11.6. Panels query ClickHouse (the dbt marts, raw readings, dq_results) through
-datasource ``plantwatch-clickhouse`` and the pipeline's own metrics through ``plantwatch-prometheus``.
-Metric names are those of streams/metrics.py and producers/sdk_logger.py.
+datasource ``plantwatch-clickhouse`` (``grafana_common.ClickHouse``: the SDK has no ClickHouse query builder) and
+the pipeline's own metrics through ``plantwatch-prometheus``. Metric names are those of streams/metrics.py and
+producers/sdk_logger.py.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from plantwatch.settings import PROJECT_ROOT
+from grafana_foundation_sdk.builders import common, dashboard, prometheus, stat, table, timeseries
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as common_models
+from grafana_foundation_sdk.models import dashboard as models
 
-OUT_DIR = PROJECT_ROOT / "grafana" / "dashboards"
-SCHEMA_VERSION = 41  # Grafana 11.6
-CLICKHOUSE = {"type": "grafana-clickhouse-datasource", "uid": "plantwatch-clickhouse"}
-PROMETHEUS = {"type": "prometheus", "uid": "plantwatch-prometheus"}
-TABLE, TIME_SERIES = 1, 0  # the ClickHouse plugin's query formats (sqlutil.FormatQueryOption)
+from plantwatch.grafana_common import CLICKHOUSE, GRAFANA_DIR, PROMETHEUS, ClickHouse, WithFields
+
+OUT_DIR = GRAFANA_DIR / "dashboards"
 STATUS_COLOURS = {"ok": "green", "warning": "orange", "critical": "red", "stale": "purple"}
 LATEST_DQ_RUN = "(suite, run_id) IN (SELECT suite, argMax(run_id, run_at) FROM dq_results GROUP BY suite)"
 
 Json = dict[str, Any]
+Panel = stat.Panel | table.Panel | timeseries.Panel
+P = TypeVar("P", stat.Panel, table.Panel, timeseries.Panel)
 
 
-def sql(raw: str, fmt: int = TABLE, ref: str = "A") -> Json:
-    return {
-        "refId": ref,
-        "datasource": CLICKHOUSE,
-        "editorType": "sql",
-        "format": fmt,
-        "queryType": "timeSeries" if fmt == TIME_SERIES else "table",
-        "rawSql": raw.strip(),
-    }
+def promql(expr: str, legend: str = "", ref: str = "A") -> prometheus.Dataquery:
+    return prometheus.Dataquery().ref_id(ref).datasource(PROMETHEUS).expr(expr).legend_format(legend or "__auto")
 
 
-def promql(expr: str, legend: str = "", ref: str = "A") -> Json:
-    return {"refId": ref, "datasource": PROMETHEUS, "expr": expr, "legendFormat": legend or "__auto"}
-
-
-def panel(kind: str, title: str, pos: tuple[int, int, int, int], targets: list[Json], **extra: Any) -> Json:
+def at(panel: P, title: str, pos: tuple[int, int, int, int], *targets: Builder[Any]) -> P:
+    """A panel with its title, place on the grid and queries; its datasource is its first query's."""
     x, y, w, h = pos
-    datasource = targets[0]["datasource"]
-    return {
-        "type": kind,
-        "title": title,
-        "gridPos": {"x": x, "y": y, "w": w, "h": h},
-        "datasource": datasource,
-        "targets": targets,
-        "fieldConfig": extra.pop("fieldConfig", {"defaults": {}, "overrides": []}),
-        "options": extra.pop("options", {}),
-        **extra,
-    }
+    datasource = PROMETHEUS if isinstance(targets[0], prometheus.Dataquery) else CLICKHOUSE
+    return panel.title(title).grid_pos(models.GridPos(h=h, w=w, x=x, y=y)).datasource(datasource).targets(list(targets))
 
 
-def override(names: list[str], **properties: Json) -> Json:
+def by_names(names: list[str], *properties: tuple[str, object]) -> tuple[models.MatcherConfig, list[Any]]:
     """A field override. The 11.6 schema types matcher options and property values as objects, so overrides match
-    with ``byNames`` (object options) and set only object-valued properties (colour, line style, cell options)."""
-    return {
-        "matcher": {"id": "byNames", "options": {"mode": "include", "names": names}},
-        "properties": [{"id": key.replace("__", "."), "value": value} for key, value in properties.items()],
-    }
+    with ``byNames`` (object options; the SDK's ``override_by_name`` takes one name as a string) and set only
+    object-valued properties (colour, line style, cell options)."""
+    matcher = models.MatcherConfig(id_val="byNames", options={"mode": "include", "names": names})
+    return matcher, [models.DynamicConfigValue(id_val=key, value=value) for key, value in properties]
 
 
-def machine_links() -> list[Json]:
+def fixed(colour: str) -> dashboard.FieldColor:
+    return dashboard.FieldColor().mode(models.FieldColorModeId.FIXED).fixed_color(colour)
+
+
+def red_from_one() -> dashboard.ThresholdsConfig:
+    steps = [models.Threshold(value=None, color="green"), models.Threshold(value=1, color="red")]
+    return dashboard.ThresholdsConfig().mode(models.ThresholdsMode.ABSOLUTE).steps(steps)
+
+
+def counters(panel: stat.Panel) -> stat.Panel:
+    """A stat panel of counts: each value coloured, with its name. Grafana's default reduction, made explicit."""
+    return (
+        panel.color_mode(common_models.BigValueColorMode.BACKGROUND)
+        .graph_mode(common_models.BigValueGraphMode.NONE)
+        .text_mode(common_models.BigValueTextMode.VALUE_AND_NAME)
+        .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+    )
+
+
+def coloured_cells(panel: table.Panel, column: str) -> table.Panel:
+    return panel.with_override(*by_names([column], ("custom.cellOptions", {"type": "color-background"})))
+
+
+def machine_links() -> list[dashboard.DashboardLink]:
     url = "/d/pw-machine-detail/machine-detail?var-machine=${__data.fields.machine_id}&${__url_time_range}"
     # The schema types field links as dashboard links, hence the fields a data link does not need.
-    return [
-        {
-            "type": "link",
-            "title": "machine detail",
-            "url": url,
-            "icon": "dashboard",
-            "tooltip": "open this machine's sensors",
-            "tags": [],
-            "asDropdown": False,
-            "targetBlank": False,
-            "includeVars": False,
-            "keepTime": True,
-        }
-    ]
+    link = (
+        dashboard.DashboardLink("machine detail")
+        .type(models.DashboardLinkType.LINK)
+        .url(url)
+        .icon("dashboard")
+        .tooltip("open this machine's sensors")
+        .tags([])
+        .as_dropdown(False)
+        .target_blank(False)
+        .include_vars(False)
+        .keep_time(True)
+    )
+    return [link]
 
 
-def status_mappings() -> list[Json]:
-    return [
-        {
-            "type": "value",
-            "options": {
-                status: {"text": status.upper(), "color": colour, "index": i}
-                for i, (status, colour) in enumerate(STATUS_COLOURS.items())
-            },
-        }
-    ]
-
-
-def dashboard(uid: str, title: str, description: str, panels: list[Json], **extra: Any) -> Json:
-    for number, item in enumerate(panels, start=1):
-        item["id"] = number
-    annotations = [
-        {
-            "name": "Annotations & Alerts",
-            "builtIn": 1,
-            "type": "dashboard",
-            "datasource": {"type": "grafana", "uid": "-- Grafana --"},
-            "enable": True,
-            "hide": True,
-            "iconColor": "rgba(0, 211, 255, 1)",
-        },
-        *extra.pop("annotations", []),
-    ]
-    return {
-        "uid": uid,
-        "title": title,
-        "description": description,
-        "tags": ["plantwatch"],
-        "timezone": "utc",
-        "editable": False,
-        "graphTooltip": 1,
-        "time": extra.pop("time", {"from": "now-1h", "to": "now"}),
-        "refresh": "10s",
-        "schemaVersion": SCHEMA_VERSION,
-        "version": 1,
-        "templating": {"list": extra.pop("variables", [])},
-        "annotations": {"list": annotations},
-        "links": [
-            {
-                "type": "dashboards",
-                "title": "plantwatch",
-                "tags": ["plantwatch"],
-                "asDropdown": True,
-                "icon": "external link",
-                "tooltip": "the other plantwatch dashboards",
-                "targetBlank": False,
-                "includeVars": False,
-                "keepTime": True,
-            }
-        ],
-        "panels": panels,
+def value_mappings(results: dict[str, tuple[str, str]]) -> list[models.ValueMapping]:
+    """One value mapping: value -> (text, colour)."""
+    options = {
+        value: models.ValueMappingResult(text=text, color=colour, index=i)
+        for i, (value, (text, colour)) in enumerate(results.items())
     }
+    return [models.ValueMap(options=options)]
 
 
-def query_variable(name: str, label: str, query: str, multi: bool = False) -> Json:
-    return {
-        "type": "query",
-        "name": name,
-        "label": label,
-        "datasource": CLICKHOUSE,
-        "query": query,
-        "definition": query,
-        "refresh": 1,
-        "sort": 1,
-        "multi": multi,
-        "includeAll": multi,
-    }
+def status_mappings() -> list[models.ValueMapping]:
+    return value_mappings({status: (status.upper(), colour) for status, colour in STATUS_COLOURS.items()})
+
+
+def query_variable(name: str, label: str, query: str, multi: bool = False) -> Builder[models.VariableModel]:
+    variable = (
+        dashboard.QueryVariable(name)
+        .label(label)
+        .datasource(CLICKHOUSE)
+        .query(query)
+        .refresh(models.VariableRefresh.ON_DASHBOARD_LOAD)
+        .sort(models.VariableSort.ALPHABETICAL_ASC)
+        .multi(multi)
+        .include_all(multi)
+    )
+    return WithFields(variable, definition=query)  # the SDK's VariableModel has no `definition` (the schema has)
+
+
+def flag_annotation(name: str, table_name: str, kind_column: str, colour: str) -> dashboard.AnnotationQuery:
+    text = (
+        f"concat({kind_column}, ' (', severity, ')', if(sensor_id = '', '', concat(' on ', sensor_id)), "
+        "', score ', toString(round(score, 2)))"
+    )
+    query = ClickHouse(f"""
+SELECT window_start AS time, window_end AS timeEnd, {text} AS text, [{kind_column}, severity, sensor_id] AS tags
+FROM {table_name}
+WHERE machine_id = '${{machine}}' AND $__timeFilter(window_start)
+ORDER BY time""")
+    # The SDK types an annotation's target as Grafana's own (limit, tags, type); the schema takes any query
+    # object ("this should just be a normal query target"), which is what the ClickHouse plugin reads.
+    return (
+        dashboard.AnnotationQuery().name(name).datasource(CLICKHOUSE).enable(True).icon_color(colour).target(query)  # type: ignore[arg-type]
+    )
+
+
+def build(
+    uid: str,
+    title: str,
+    description: str,
+    panels: list[Panel],
+    variables: tuple[Builder[models.VariableModel], ...] = (),
+    annotations: tuple[dashboard.AnnotationQuery, ...] = (),
+    since: str = "now-1h",
+) -> Json:
+    builtin = (
+        dashboard.AnnotationQuery()
+        .name("Annotations & Alerts")
+        .built_in(1)
+        .type("dashboard")
+        .datasource(models.DataSourceRef(type_val="grafana", uid="-- Grafana --"))
+        .enable(True)
+        .hide(True)
+        .icon_color("rgba(0, 211, 255, 1)")
+    )
+    others = (
+        dashboard.DashboardLink("plantwatch")
+        .type(models.DashboardLinkType.DASHBOARDS)
+        .tags(["plantwatch"])
+        .as_dropdown(True)
+        .icon("external link")
+        .tooltip("the other plantwatch dashboards")
+        .target_blank(False)
+        .include_vars(False)
+        .keep_time(True)
+    )
+    board = (
+        dashboard.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["plantwatch"])
+        .timezone("utc")
+        .readonly()
+        .tooltip(models.DashboardCursorSync.CROSSHAIR)
+        .time(since, "now")
+        .refresh("10s")
+        .version(1)
+        .variables(list(variables))
+        .annotations([builtin, *annotations])
+        .link(others)
+    )
+    for number, panel in enumerate(panels, start=1):
+        board.with_panel(panel.id(number))
+    return json.loads(JSONEncoder().encode(board.build()))
 
 
 def plant_overview() -> Json:
     lines = "line_id IN (${line:singlequote})"
-    panels = [
-        panel(
-            "stat",
+    health = counters(stat.Panel()).unit("none")
+    for status, colour in STATUS_COLOURS.items():
+        health.with_override(*by_names([status], ("color", fixed(colour).build())))
+    panels: list[Panel] = [
+        at(
+            health,
             "Machines by health",
             (0, 0, 12, 5),
-            [
-                sql(f"""
+            ClickHouse(f"""
 SELECT countIf(status = 'ok') AS ok, countIf(status = 'warning') AS warning,
        countIf(status = 'critical') AS critical, countIf(status = 'stale') AS stale
-FROM machine_health WHERE {lines}""")
-            ],
-            fieldConfig={
-                "defaults": {"unit": "none"},
-                "overrides": [
-                    override([status], color={"mode": "fixed", "fixedColor": colour})
-                    for status, colour in STATUS_COLOURS.items()
-                ],
-            },
-            options={"colorMode": "background", "graphMode": "none", "textMode": "value_and_name"},
+FROM machine_health WHERE {lines}"""),
         ),
-        panel(
-            "stat",
+        at(
+            counters(stat.Panel()).thresholds(red_from_one()),
             "Open alerts",
             (12, 0, 12, 5),
-            [
-                sql("""
+            ClickHouse("""
 SELECT countIf(category = 'machine') AS machine_anomalies, countIf(category = 'sensor') AS sensor_faults,
        countIf(severity = 'critical') AS critical
-FROM alerts WHERE status = 'open'""")
-            ],
-            fieldConfig={
-                "defaults": {
-                    "thresholds": {
-                        "mode": "absolute",
-                        "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}],
-                    }
-                },
-                "overrides": [],
-            },
-            options={"colorMode": "background", "graphMode": "none", "textMode": "value_and_name"},
+FROM alerts WHERE status = 'open'"""),
         ),
-        panel(
-            "table",
+        at(
+            coloured_cells(table.Panel().mappings(status_mappings()).data_links(machine_links()), "status"),
             "Machines",
             (0, 5, 24, 9),
-            [
-                sql(f"""
+            ClickHouse(f"""
 SELECT machine_id, line_id, model, status, last_reading_at, open_alerts, open_sensor_faults
 FROM machine_health WHERE {lines}
-ORDER BY multiIf(status = 'critical', 0, status = 'warning', 1, status = 'stale', 2, 3), machine_id""")
-            ],
-            fieldConfig={
-                "defaults": {"mappings": status_mappings(), "links": machine_links()},
-                "overrides": [override(["status"], custom__cellOptions={"type": "color-background"})],
-            },
+ORDER BY multiIf(status = 'critical', 0, status = 'warning', 1, status = 'stale', 2, 3), machine_id"""),
         ),
-        panel(
-            "table",
+        at(
+            table.Panel().data_links(machine_links()),
             "Open alerts",
             (0, 14, 24, 9),
-            [
-                sql("""
+            ClickHouse("""
 SELECT started_at, machine_id, sensor_id, category, kind, severity, flag_count, round(max_score, 2) AS max_score,
        last_flag_at
 FROM alerts WHERE status = 'open'
-ORDER BY severity = 'critical' DESC, started_at DESC""")
-            ],
-            fieldConfig={"defaults": {"links": machine_links()}, "overrides": []},
+ORDER BY severity = 'critical' DESC, started_at DESC"""),
         ),
-        panel(
-            "timeseries",
+        at(
+            timeseries.Panel()
+            .draw_style(common_models.GraphDrawStyle.BARS)
+            .stacking(common.StackingConfig().mode(common_models.StackingMode.NORMAL)),
             "Anomaly flags by kind",
             (0, 23, 24, 8),
-            [
-                sql(
-                    """
+            ClickHouse("""
 SELECT $__timeInterval(window_start) AS time, flag_kind, count() AS flags
 FROM anomaly_flags WHERE $__timeFilter(window_start)
-GROUP BY time, flag_kind ORDER BY time""",
-                    TIME_SERIES,
-                )
-            ],
-            fieldConfig={
-                "defaults": {"custom": {"drawStyle": "bars", "stacking": {"mode": "normal"}}},
-                "overrides": [],
-            },
+GROUP BY time, flag_kind ORDER BY time""").time_series(),
         ),
-        panel(
-            "table",
+        at(
+            table.Panel().data_links(machine_links()),
             "Alert history (plantwatch alerts --every: what fired, when it was notified and resolved)",
             (0, 31, 24, 9),
-            [
-                sql("""
+            ClickHouse("""
 SELECT started_at, rule_title AS rule, machine_id, sensor_id, severity, status, fired_at, resolved_at,
        pending_seconds, firing_seconds, summary
 FROM alert_history WHERE $__timeFilter(started_at)
 ORDER BY started_at DESC
-LIMIT 500""")
-            ],
-            fieldConfig={"defaults": {"links": machine_links()}, "overrides": []},
+LIMIT 500"""),
         ),
     ]
     line = query_variable("line", "line", "SELECT DISTINCT line_id FROM machines ORDER BY line_id", multi=True)
-    return dashboard(
+    return build(
         "pw-plant-overview",
         "Plant overview",
         "Every machine's health, the open alerts (machine anomalies and sensor faults) and the alert history.",
         panels,
-        variables=[line],
+        variables=(line,),
     )
 
 
@@ -293,55 +284,28 @@ ORDER BY time
 SETTINGS join_use_nulls = 1"""
 
 
-def flag_annotation(name: str, table: str, kind_column: str, colour: str) -> Json:
-    text = (
-        f"concat({kind_column}, ' (', severity, ')', if(sensor_id = '', '', concat(' on ', sensor_id)), "
-        "', score ', toString(round(score, 2)))"
-    )
-    return {
-        "name": name,
-        "datasource": CLICKHOUSE,
-        "enable": True,
-        "iconColor": colour,
-        "target": sql(f"""
-SELECT window_start AS time, window_end AS timeEnd, {text} AS text, [{kind_column}, severity, sensor_id] AS tags
-FROM {table}
-WHERE machine_id = '${{machine}}' AND $__timeFilter(window_start)
-ORDER BY time"""),
-    }
-
-
 def machine_detail() -> Json:
-    panels = [
-        panel(
-            "timeseries",
-            "${sensor}",
-            (0, 0, 12, 8),
-            [sql(sensor_band_sql(), TIME_SERIES)],
-            repeat="sensor",
-            repeatDirection="h",
-            maxPerRow=2,
-            fieldConfig={
-                "defaults": {"custom": {"showPoints": "never"}},
-                "overrides": [
-                    override(
-                        ["band_low", "band_high"],
-                        color={"mode": "fixed", "fixedColor": "gray"},
-                        custom__lineStyle={"fill": "dash", "dash": [6, 4]},
-                    )
-                ],
-            },
-        ),
-        panel(
-            "table",
+    band = timeseries.Panel().show_points(common_models.VisibilityMode.NEVER)
+    band.with_override(
+        *by_names(
+            ["band_low", "band_high"],
+            ("color", fixed("gray").build()),
+            ("custom.lineStyle", common.LineStyle().fill("dash").dash([6, 4]).build()),
+        )
+    )
+    panels: list[Panel] = [
+        at(band, "${sensor}", (0, 0, 12, 8), ClickHouse(sensor_band_sql()).time_series())
+        .repeat("sensor")
+        .repeat_direction("h")
+        .max_per_row(2),
+        at(
+            table.Panel(),
             "Alerts of this machine",
             (0, 16, 24, 8),
-            [
-                sql("""
+            ClickHouse("""
 SELECT started_at, ended_at, status, category, kind, sensor_id, severity, flag_count, round(max_score, 2) AS max_score
 FROM alerts WHERE machine_id = '${machine}'
-ORDER BY status = 'open' DESC, started_at DESC""")
-            ],
+ORDER BY status = 'open' DESC, started_at DESC"""),
         ),
     ]
     machine = query_variable("machine", "machine", "SELECT machine_id FROM machines ORDER BY machine_id")
@@ -351,130 +315,96 @@ ORDER BY status = 'open' DESC, started_at DESC""")
         "SELECT DISTINCT sensor_id FROM rolling_aggregates WHERE machine_id = '${machine}' ORDER BY sensor_id",
         multi=True,
     )
-    return dashboard(
+    return build(
         "pw-machine-detail",
         "Machine detail",
         "Each sensor of one machine: its 1-minute means in a band from the 5-minute window before (mean plus/minus "
         "3 sigma, from rolling_aggregates); "
         "anomaly flags and sensor faults as annotations.",
         panels,
-        variables=[machine, sensor],
-        annotations=[
+        variables=(machine, sensor),
+        annotations=(
             flag_annotation("Anomaly flags", "anomaly_flags", "flag_kind", "red"),
             flag_annotation("Sensor faults", "sensor_fault_flags", "fault_kind", "orange"),
-        ],
-        time={"from": "now-30m", "to": "now"},
+        ),
+        since="now-30m",
     )
 
 
 def pipeline_health() -> Json:
-    per_second = {"defaults": {"unit": "short"}, "overrides": []}
-    panels = [
-        panel(
-            "timeseries",
+    panels: list[Panel] = [
+        at(
+            timeseries.Panel().unit("short"),
             "Throughput (readings/s)",
             (0, 0, 12, 8),
-            [
-                promql("sum(rate(plantwatch_producer_readings_total[1m]))", "produced", "A"),
-                promql("sum(rate(plantwatch_ingest_readings_landed_total[1m]))", "landed in ClickHouse", "B"),
-            ],
-            fieldConfig=per_second,
+            promql("sum(rate(plantwatch_producer_readings_total[1m]))", "produced", "A"),
+            promql("sum(rate(plantwatch_ingest_readings_landed_total[1m]))", "landed in ClickHouse", "B"),
         ),
-        panel(
-            "timeseries",
+        at(
+            timeseries.Panel(),
             "Readings per minute in ClickHouse",
             (12, 0, 12, 8),
-            [
-                sql(
-                    "SELECT minute AS time, readings, machines FROM pipeline_stats FINAL "
-                    "WHERE $__timeFilter(minute) ORDER BY time",
-                    TIME_SERIES,
-                )
-            ],
+            ClickHouse(
+                "SELECT minute AS time, readings, machines FROM pipeline_stats FINAL "
+                "WHERE $__timeFilter(minute) ORDER BY time"
+            ).time_series(),
         ),
-        panel(
-            "timeseries",
+        at(
+            timeseries.Panel(),
             "Consumer lag (messages)",
             (0, 8, 12, 8),
-            [promql("sum by (partition) (plantwatch_ingest_consumer_lag)", "partition {{partition}}")],
+            promql("sum by (partition) (plantwatch_ingest_consumer_lag)", "partition {{partition}}"),
         ),
-        panel(
-            "timeseries",
+        at(
+            timeseries.Panel().unit("s"),
             "Ingest delay (event time to ClickHouse)",
             (12, 8, 12, 8),
-            [
-                sql(
-                    "SELECT minute AS time, max_ingest_delay_s FROM pipeline_stats FINAL "
-                    "WHERE $__timeFilter(minute) ORDER BY time",
-                    TIME_SERIES,
-                )
-            ],
-            fieldConfig={"defaults": {"unit": "s"}, "overrides": []},
+            ClickHouse(
+                "SELECT minute AS time, max_ingest_delay_s FROM pipeline_stats FINAL "
+                "WHERE $__timeFilter(minute) ORDER BY time"
+            ).time_series(),
         ),
-        panel(
-            "timeseries",
+        at(
+            timeseries.Panel().unit("short"),
             "Dead letters (messages/s by reason)",
             (0, 16, 12, 8),
-            [promql("sum by (reason) (rate(plantwatch_ingest_dead_lettered_total[5m]))", "{{reason}}")],
-            fieldConfig=per_second,
+            promql("sum by (reason) (rate(plantwatch_ingest_dead_lettered_total[5m]))", "{{reason}}"),
         ),
-        panel(
-            "timeseries",
+        at(
+            timeseries.Panel(),
             "Producer backlog and batch inserts",
             (12, 16, 12, 8),
-            [
-                promql("sum(plantwatch_producer_backlog_messages)", "producer backlog (messages)", "A"),
-                promql(
-                    "histogram_quantile(0.99, sum by (le) (rate(plantwatch_ingest_batch_insert_seconds_bucket[5m])))",
-                    "batch insert p99 (s)",
-                    "B",
-                ),
-            ],
+            promql("sum(plantwatch_producer_backlog_messages)", "producer backlog (messages)", "A"),
+            promql(
+                "histogram_quantile(0.99, sum by (le) (rate(plantwatch_ingest_batch_insert_seconds_bucket[5m])))",
+                "batch insert p99 (s)",
+                "B",
+            ),
         ),
-        panel(
-            "stat",
+        at(
+            counters(stat.Panel())
+            .thresholds(red_from_one())
+            .with_transformation(models.DataTransformerConfig(id_val="rowsToFields", options={})),
             "Data quality: failed expectations (latest run per suite)",
             (0, 24, 8, 8),
-            [sql(f"SELECT suite, countIf(NOT success) AS failed FROM dq_results WHERE {LATEST_DQ_RUN} GROUP BY suite")],
-            fieldConfig={
-                "defaults": {
-                    "thresholds": {
-                        "mode": "absolute",
-                        "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}],
-                    }
-                },
-                "overrides": [],
-            },
-            options={"colorMode": "background", "graphMode": "none", "textMode": "value_and_name"},
-            transformations=[{"id": "rowsToFields", "options": {}}],
+            ClickHouse(
+                f"SELECT suite, countIf(NOT success) AS failed FROM dq_results WHERE {LATEST_DQ_RUN} GROUP BY suite"
+            ),
         ),
-        panel(
-            "table",
+        at(
+            coloured_cells(
+                table.Panel().mappings(value_mappings({"true": ("passed", "green"), "false": ("FAILED", "red")})),
+                "success",
+            ),
             "Data-quality results (latest run per suite)",
             (8, 24, 16, 8),
-            [
-                sql(f"""
+            ClickHouse(f"""
 SELECT run_at, suite, expectation, `column`, success, observed
 FROM dq_results WHERE {LATEST_DQ_RUN}
-ORDER BY success, suite, expectation""")
-            ],
-            fieldConfig={
-                "defaults": {
-                    "mappings": [
-                        {
-                            "type": "value",
-                            "options": {
-                                "true": {"text": "passed", "color": "green", "index": 0},
-                                "false": {"text": "FAILED", "color": "red", "index": 1},
-                            },
-                        }
-                    ]
-                },
-                "overrides": [override(["success"], custom__cellOptions={"type": "color-background"})],
-            },
+ORDER BY success, suite, expectation"""),
         ),
     ]
-    return dashboard(
+    return build(
         "pw-pipeline-health",
         "Pipeline health",
         "Throughput, lag, dead letters and the data-quality checks of the readings pipeline.",
