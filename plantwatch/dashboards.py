@@ -435,6 +435,7 @@ def write(out_dir: Path = OUT_DIR) -> list[Path]:
     return paths
 
 
-if __name__ == "__main__":
-    for written in write():
-        print(written)
+if __name__ == "__main__":  # the former command: now writes everything Grafana is provisioned with
+    from plantwatch import grafana_build
+
+    raise SystemExit(grafana_build.main())

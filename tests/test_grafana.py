@@ -1,5 +1,6 @@
-"""Grafana provisioning as code: dashboards and alerting files validated against Grafana 11.6's JSON schemas
-(tests/schemas/grafana, vendored), and every ClickHouse query in the dashboards run against the real ClickHouse.
+"""Grafana provisioning as code: the committed dashboards and alerting files are what grafana-foundation-sdk's
+builders produce (plantwatch.grafana_build), they validate against Grafana 11.6's JSON schemas (tests/schemas/grafana,
+vendored), and every ClickHouse query in the dashboards and alert rules runs against the real ClickHouse.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-from plantwatch import dashboards, warehouse
+from plantwatch import dashboards, grafana_alerting, grafana_build, warehouse
 from plantwatch.settings import PROJECT_ROOT, Settings
 from tests.test_prometheus_rules import declared_metrics
 
@@ -37,12 +38,28 @@ def load_yaml(relative: str) -> dict[str, Any]:
     return yaml.safe_load((PROVISIONING / relative).read_text())
 
 
-@pytest.mark.parametrize("name", sorted(dashboards.dashboards()))
-def test_committed_dashboard_is_what_the_code_generates(name: str) -> None:
-    committed = dashboards.OUT_DIR / name
-    assert committed.read_text() == dashboards.render(dashboards.dashboards()[name]), (
-        "regenerate with `python -m plantwatch.dashboards`"
-    )
+GENERATED = grafana_build.outputs()
+
+
+@pytest.mark.parametrize("path", sorted(GENERATED), ids=lambda path: path.name)
+def test_committed_file_is_what_the_builders_generate(path: Path) -> None:
+    assert path.read_text() == GENERATED[path], "regenerate with `python -m plantwatch.grafana_build`"
+
+
+def test_build_check_reports_an_out_of_date_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert grafana_build.stale() == []
+    moved = {tmp_path / path.name: text for path, text in GENERATED.items()}
+    monkeypatch.setattr(grafana_build, "outputs", lambda: moved)
+    assert grafana_build.main([]) == 0 and grafana_build.main(["--check"]) == 0
+    (tmp_path / "rules.yaml").write_text("apiVersion: 1\n")
+    assert grafana_build.stale() == [tmp_path / "rules.yaml"] and grafana_build.main(["--check"]) == 1
+
+
+def test_generated_yaml_reads_back_as_the_built_documents() -> None:
+    """The YAML rendering (block styles, folding) changes no value: the evaluator reads what the builders built."""
+    assert load_yaml("alerting/rules.yaml") == grafana_alerting.rule_file()
+    assert load_yaml("alerting/contact-points.yaml") == grafana_alerting.contact_point_file()
+    assert load_yaml("alerting/policies.yaml") == grafana_alerting.policy_file()
 
 
 @pytest.mark.parametrize("name", sorted(dashboards.dashboards()))
@@ -133,6 +150,16 @@ def test_every_dashboard_query_runs_on_clickhouse(marts: Settings) -> None:
     assert all(r["band_low"] is None for r in rows if r not in banded)  # no band is a gap, not a band at 0
 
 
+def test_every_rule_query_runs_on_clickhouse(marts: Settings) -> None:
+    client = warehouse.client(marts)
+    for _, rule in rule_bodies():
+        [query] = [item["model"]["rawSql"] for item in rule["data"] if item["datasourceUid"] != "__expr__"]
+        try:
+            client.query(query)
+        except Exception as exc:
+            pytest.fail(f"{rule['uid']}: {exc}\n{query}")
+
+
 def test_pipeline_dashboard_charts_metrics_the_apps_export() -> None:
     board = dashboards.pipeline_health()
     exprs = [t["expr"] for item in board["panels"] for t in item["targets"] if "expr" in t]
@@ -198,6 +225,27 @@ def test_dashboards_and_rules_read_only_what_grafanas_user_may() -> None:
 def test_rule_file_has_no_dollar_for_grafana_to_expand() -> None:
     """Grafana expands $VAR in provisioning files: a `$labels` in an annotation would become an empty string."""
     assert "$" not in (PROVISIONING / "alerting" / "rules.yaml").read_text()
+
+
+def test_built_rules_contact_points_and_policy_match_the_grafana_schema() -> None:
+    """The SDK builds the provisioning API's shapes, which the vendored schema describes as they are."""
+    check = validator("alerting.jsonschema.json", "Rule")
+    for group in grafana_alerting.rule_groups():
+        for rule in group.build().rules or []:
+            assert errors(check, grafana_alerting.as_json(rule)) == []
+    for point in grafana_alerting.contact_points():
+        assert (
+            errors(validator("alerting.jsonschema.json", "ContactPoint"), grafana_alerting.as_json(point.build())) == []
+        )
+    policy = grafana_alerting.as_json(grafana_alerting.policy().build())
+    assert errors(validator("alerting.jsonschema.json", "NotificationPolicy"), policy) == []
+
+
+def test_rule_sql_is_kept_in_sql_files() -> None:
+    for _, rule in rule_bodies():
+        [query] = [item for item in rule["data"] if item["datasourceUid"] != "__expr__"]
+        sql_file = PROJECT_ROOT / "grafana" / "sql" / "rules" / f"{rule['uid']}.sql"
+        assert query["model"]["rawSql"] == sql_file.read_text().strip()
 
 
 def test_a_broken_rule_fails_the_schema() -> None:

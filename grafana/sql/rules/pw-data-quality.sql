@@ -1,0 +1,4 @@
+SELECT suite, toFloat64(countIf(NOT success)) AS failed_expectations
+FROM dq_results
+WHERE (suite, run_id) IN (SELECT suite, argMax(run_id, run_at) FROM dq_results GROUP BY suite)
+GROUP BY suite
