@@ -62,3 +62,7 @@ bench: deps
 lint: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# grafana/dashboards and grafana/provisioning/alerting from grafana-foundation-sdk's builders (a test checks they match).
+.PHONY: grafana-build
+grafana-build: deps ; $(VENV)/bin/python -m plantwatch.grafana_build
