@@ -4,8 +4,9 @@ Built with grafana-foundation-sdk's builders (its Grafana 11.6 line); ``python -
 them to grafana/dashboards/*.json (with the alert rules), which Grafana's file provider loads
 (grafana/provisioning/dashboards/plantwatch.yaml); a test checks the committed files match this code and the
 dashboard JSON schema of Grafana 11.6. Panels query ClickHouse (the dbt marts, raw readings, dq_results) through
-datasource ``plantwatch-clickhouse`` (``grafana_common.ClickHouse``: the SDK has no ClickHouse query builder) and
-the pipeline's own metrics through ``plantwatch-prometheus``. Metric names are those of streams/metrics.py and
+datasource ``plantwatch-clickhouse`` (``grafana_common.ClickHouse``: the SDK has no ClickHouse query builder; the SQL
+of each panel, annotation and variable in grafana/sql/dashboards/<dashboard>/) and the pipeline's own metrics through
+``plantwatch-prometheus``. Metric names are those of streams/metrics.py and
 producers/sdk_logger.py.
 """
 
@@ -21,15 +22,20 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models import dashboard as models
 
-from plantwatch.grafana_common import CLICKHOUSE, GRAFANA_DIR, PROMETHEUS, ClickHouse, WithFields
+from plantwatch.grafana_common import CLICKHOUSE, GRAFANA_DIR, PROMETHEUS, ClickHouse, WithFields, sql_file
 
 OUT_DIR = GRAFANA_DIR / "dashboards"
 STATUS_COLOURS = {"ok": "green", "warning": "orange", "critical": "red", "stale": "purple"}
-LATEST_DQ_RUN = "(suite, run_id) IN (SELECT suite, argMax(run_id, run_at) FROM dq_results GROUP BY suite)"
+PLANT, MACHINE, PIPELINE = "plant-overview", "machine-detail", "pipeline-health"  # also their SQL's folders
 
 Json = dict[str, Any]
 Panel = stat.Panel | table.Panel | timeseries.Panel
 P = TypeVar("P", stat.Panel, table.Panel, timeseries.Panel)
+
+
+def sql(board: str, name: str) -> str:
+    """The SQL of one of a dashboard's panels, annotations or variables: grafana/sql/dashboards/<board>/<name>.sql."""
+    return sql_file(f"dashboards/{board}/{name}.sql")
 
 
 def promql(expr: str, legend: str = "", ref: str = "A") -> prometheus.Dataquery:
@@ -119,16 +125,8 @@ def query_variable(name: str, label: str, query: str, multi: bool = False) -> Bu
     return WithFields(variable, definition=query)  # the SDK's VariableModel has no `definition` (the schema has)
 
 
-def flag_annotation(name: str, table_name: str, kind_column: str, colour: str) -> dashboard.AnnotationQuery:
-    text = (
-        f"concat({kind_column}, ' (', severity, ')', if(sensor_id = '', '', concat(' on ', sensor_id)), "
-        "', score ', toString(round(score, 2)))"
-    )
-    query = ClickHouse(f"""
-SELECT window_start AS time, window_end AS timeEnd, {text} AS text, [{kind_column}, severity, sensor_id] AS tags
-FROM {table_name}
-WHERE machine_id = '${{machine}}' AND $__timeFilter(window_start)
-ORDER BY time""")
+def flag_annotation(name: str, colour: str) -> dashboard.AnnotationQuery:
+    query = ClickHouse(sql(MACHINE, f"annotation-{name.lower().replace(' ', '-')}"))
     # The SDK types an annotation's target as Grafana's own (limit, tags, type); the schema takes any query
     # object ("this should just be a normal query target"), which is what the ClickHouse plugin reads.
     return (
@@ -187,7 +185,6 @@ def build(
 
 
 def plant_overview() -> Json:
-    lines = "line_id IN (${line:singlequote})"
     health = counters(stat.Panel()).unit("none")
     for status, colour in STATUS_COLOURS.items():
         health.with_override(*by_names([status], ("color", fixed(colour).build())))
@@ -196,38 +193,25 @@ def plant_overview() -> Json:
             health,
             "Machines by health",
             (0, 0, 12, 5),
-            ClickHouse(f"""
-SELECT countIf(status = 'ok') AS ok, countIf(status = 'warning') AS warning,
-       countIf(status = 'critical') AS critical, countIf(status = 'stale') AS stale
-FROM machine_health WHERE {lines}"""),
+            ClickHouse(sql(PLANT, "machines-by-health")),
         ),
         at(
             counters(stat.Panel()).thresholds(red_from_one()),
             "Open alerts",
             (12, 0, 12, 5),
-            ClickHouse("""
-SELECT countIf(category = 'machine') AS machine_anomalies, countIf(category = 'sensor') AS sensor_faults,
-       countIf(severity = 'critical') AS critical
-FROM alerts WHERE status = 'open'"""),
+            ClickHouse(sql(PLANT, "open-alerts-by-kind")),
         ),
         at(
             coloured_cells(table.Panel().mappings(status_mappings()).data_links(machine_links()), "status"),
             "Machines",
             (0, 5, 24, 9),
-            ClickHouse(f"""
-SELECT machine_id, line_id, model, status, last_reading_at, open_alerts, open_sensor_faults
-FROM machine_health WHERE {lines}
-ORDER BY multiIf(status = 'critical', 0, status = 'warning', 1, status = 'stale', 2, 3), machine_id"""),
+            ClickHouse(sql(PLANT, "machines")),
         ),
         at(
             table.Panel().data_links(machine_links()),
             "Open alerts",
             (0, 14, 24, 9),
-            ClickHouse("""
-SELECT started_at, machine_id, sensor_id, category, kind, severity, flag_count, round(max_score, 2) AS max_score,
-       last_flag_at
-FROM alerts WHERE status = 'open'
-ORDER BY severity = 'critical' DESC, started_at DESC"""),
+            ClickHouse(sql(PLANT, "open-alerts")),
         ),
         at(
             timeseries.Panel()
@@ -235,24 +219,16 @@ ORDER BY severity = 'critical' DESC, started_at DESC"""),
             .stacking(common.StackingConfig().mode(common_models.StackingMode.NORMAL)),
             "Anomaly flags by kind",
             (0, 23, 24, 8),
-            ClickHouse("""
-SELECT $__timeInterval(window_start) AS time, flag_kind, count() AS flags
-FROM anomaly_flags WHERE $__timeFilter(window_start)
-GROUP BY time, flag_kind ORDER BY time""").time_series(),
+            ClickHouse(sql(PLANT, "anomaly-flags-by-kind")).time_series(),
         ),
         at(
             table.Panel().data_links(machine_links()),
             "Alert history (plantwatch alerts --every: what fired, when it was notified and resolved)",
             (0, 31, 24, 9),
-            ClickHouse("""
-SELECT started_at, rule_title AS rule, machine_id, sensor_id, severity, status, fired_at, resolved_at,
-       pending_seconds, firing_seconds, summary
-FROM alert_history WHERE $__timeFilter(started_at)
-ORDER BY started_at DESC
-LIMIT 500"""),
+            ClickHouse(sql(PLANT, "alert-history")),
         ),
     ]
-    line = query_variable("line", "line", "SELECT DISTINCT line_id FROM machines ORDER BY line_id", multi=True)
+    line = query_variable("line", "line", sql(PLANT, "variable-line"), multi=True)
     return build(
         "pw-plant-overview",
         "Plant overview",
@@ -265,23 +241,7 @@ LIMIT 500"""),
 def sensor_band_sql() -> str:
     """A sensor's 1-minute means (the rolling_aggregates mart) inside a band from the 5-minute window before:
     its mean plus/minus 3 sigma. Minutes without a preceding window have no band (NULL, not 0)."""
-    return """
-SELECT m.window_start AS time, m.mean AS value, f.mean - 3 * f.stddev AS band_low, f.mean + 3 * f.stddev AS band_high
-FROM
-(
-    SELECT window_start, mean
-    FROM rolling_aggregates FINAL
-    WHERE machine_id = '${machine}' AND sensor_id = '${sensor}' AND window_seconds = 60
-      AND $__timeFilter(window_start)
-) AS m
-LEFT JOIN
-(
-    SELECT toDateTime(window_start + INTERVAL 5 MINUTE, 'UTC') AS follows, mean, stddev
-    FROM rolling_aggregates FINAL
-    WHERE machine_id = '${machine}' AND sensor_id = '${sensor}' AND window_seconds = 300
-) AS f ON f.follows = toDateTime(toStartOfFiveMinutes(m.window_start), 'UTC')
-ORDER BY time
-SETTINGS join_use_nulls = 1"""
+    return sql(MACHINE, "sensor-band")
 
 
 def machine_detail() -> Json:
@@ -302,17 +262,14 @@ def machine_detail() -> Json:
             table.Panel(),
             "Alerts of this machine",
             (0, 16, 24, 8),
-            ClickHouse("""
-SELECT started_at, ended_at, status, category, kind, sensor_id, severity, flag_count, round(max_score, 2) AS max_score
-FROM alerts WHERE machine_id = '${machine}'
-ORDER BY status = 'open' DESC, started_at DESC"""),
+            ClickHouse(sql(MACHINE, "machine-alerts")),
         ),
     ]
-    machine = query_variable("machine", "machine", "SELECT machine_id FROM machines ORDER BY machine_id")
+    machine = query_variable("machine", "machine", sql(MACHINE, "variable-machine"))
     sensor = query_variable(
         "sensor",
         "sensors",
-        "SELECT DISTINCT sensor_id FROM rolling_aggregates WHERE machine_id = '${machine}' ORDER BY sensor_id",
+        sql(MACHINE, "variable-sensor"),
         multi=True,
     )
     return build(
@@ -324,8 +281,8 @@ ORDER BY status = 'open' DESC, started_at DESC"""),
         panels,
         variables=(machine, sensor),
         annotations=(
-            flag_annotation("Anomaly flags", "anomaly_flags", "flag_kind", "red"),
-            flag_annotation("Sensor faults", "sensor_fault_flags", "fault_kind", "orange"),
+            flag_annotation("Anomaly flags", "red"),
+            flag_annotation("Sensor faults", "orange"),
         ),
         since="now-30m",
     )
@@ -344,10 +301,7 @@ def pipeline_health() -> Json:
             timeseries.Panel(),
             "Readings per minute in ClickHouse",
             (12, 0, 12, 8),
-            ClickHouse(
-                "SELECT minute AS time, readings, machines FROM pipeline_stats FINAL "
-                "WHERE $__timeFilter(minute) ORDER BY time"
-            ).time_series(),
+            ClickHouse(sql(PIPELINE, "readings-per-minute")).time_series(),
         ),
         at(
             timeseries.Panel(),
@@ -359,10 +313,7 @@ def pipeline_health() -> Json:
             timeseries.Panel().unit("s"),
             "Ingest delay (event time to ClickHouse)",
             (12, 8, 12, 8),
-            ClickHouse(
-                "SELECT minute AS time, max_ingest_delay_s FROM pipeline_stats FINAL "
-                "WHERE $__timeFilter(minute) ORDER BY time"
-            ).time_series(),
+            ClickHouse(sql(PIPELINE, "ingest-delay")).time_series(),
         ),
         at(
             timeseries.Panel().unit("short"),
@@ -387,9 +338,7 @@ def pipeline_health() -> Json:
             .with_transformation(models.DataTransformerConfig(id_val="rowsToFields", options={})),
             "Data quality: failed expectations (latest run per suite)",
             (0, 24, 8, 8),
-            ClickHouse(
-                f"SELECT suite, countIf(NOT success) AS failed FROM dq_results WHERE {LATEST_DQ_RUN} GROUP BY suite"
-            ),
+            ClickHouse(sql(PIPELINE, "failed-expectations")),
         ),
         at(
             coloured_cells(
@@ -398,10 +347,7 @@ def pipeline_health() -> Json:
             ),
             "Data-quality results (latest run per suite)",
             (8, 24, 16, 8),
-            ClickHouse(f"""
-SELECT run_at, suite, expectation, `column`, success, observed
-FROM dq_results WHERE {LATEST_DQ_RUN}
-ORDER BY success, suite, expectation"""),
+            ClickHouse(sql(PIPELINE, "data-quality-results")),
         ),
     ]
     return build(
@@ -415,9 +361,9 @@ ORDER BY success, suite, expectation"""),
 def dashboards() -> dict[str, Json]:
     """file name -> dashboard JSON."""
     return {
-        "plant-overview.json": plant_overview(),
-        "machine-detail.json": machine_detail(),
-        "pipeline-health.json": pipeline_health(),
+        f"{PLANT}.json": plant_overview(),
+        f"{MACHINE}.json": machine_detail(),
+        f"{PIPELINE}.json": pipeline_health(),
     }
 
 

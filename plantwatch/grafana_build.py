@@ -1,7 +1,7 @@
 """Writes everything Grafana is provisioned with that plantwatch builds: ``python -m plantwatch.grafana_build``
 (or ``make grafana-build``).
 
-- grafana/dashboards/*.json: the dashboards (plantwatch/dashboards.py);
+- grafana/dashboards/*.json: the dashboards (plantwatch/dashboards.py, their SQL in grafana/sql/dashboards);
 - grafana/provisioning/alerting/{rules,contact-points,policies}.yaml: the alert rules (their SQL in
   grafana/sql/rules), contact points and notification policy (plantwatch/grafana_alerting.py).
 

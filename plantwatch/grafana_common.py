@@ -4,7 +4,9 @@ grafana-foundation-sdk (pinned to its Grafana 11.6 line) has builders for dashbo
 server-side expressions and alert rules, but none for the ClickHouse plugin's query (grafana-clickhouse-datasource is
 not among its generated dataquery variants). ``ClickHouseQuery`` is that variant, written the way the SDK's own are
 (a ``cogvariants.Dataquery`` model with ``to_json``, a ``cogbuilder.Builder`` for it) and registered with the SDK's
-runtime so its ``from_json`` reads such queries back. The SQL of the alert rules lives in grafana/sql/.
+runtime so its ``from_json`` reads such queries back. Their SQL lives in grafana/sql/ (``sql_file``): dashboards/
+<dashboard>/<name>.sql for panels, annotations and variables, rules/<uid>.sql for the alert rules. Values come in
+through Grafana's macros and variables ($__timeFilter, ${machine}), not Python formatting.
 """
 
 from __future__ import annotations

@@ -241,11 +241,16 @@ def test_built_rules_contact_points_and_policy_match_the_grafana_schema() -> Non
     assert errors(validator("alerting.jsonschema.json", "NotificationPolicy"), policy) == []
 
 
-def test_rule_sql_is_kept_in_sql_files() -> None:
+def test_sql_is_kept_in_sql_files() -> None:
+    """Every ClickHouse query of the dashboards and rules is a file of grafana/sql, and every file there is used."""
+    folder = PROJECT_ROOT / "grafana" / "sql"
+    files = {path.relative_to(folder).as_posix(): path.read_text().strip() for path in folder.rglob("*.sql")}
     for _, rule in rule_bodies():
         [query] = [item for item in rule["data"] if item["datasourceUid"] != "__expr__"]
-        sql_file = PROJECT_ROOT / "grafana" / "sql" / "rules" / f"{rule['uid']}.sql"
-        assert query["model"]["rawSql"] == sql_file.read_text().strip()
+        assert query["model"]["rawSql"] == files[f"rules/{rule['uid']}.sql"]
+    used = [raw for board in dashboards.dashboards().values() for _, raw in clickhouse_queries(board)]
+    used += [files[f"rules/{uid}.sql"] for uid in (rule["uid"] for _, rule in rule_bodies())]
+    assert sorted(used) == sorted(files.values())
 
 
 def test_a_broken_rule_fails_the_schema() -> None:

@@ -1,0 +1,4 @@
+SELECT window_start AS time, window_end AS timeEnd, concat(fault_kind, ' (', severity, ')', if(sensor_id = '', '', concat(' on ', sensor_id)), ', score ', toString(round(score, 2))) AS text, [fault_kind, severity, sensor_id] AS tags
+FROM sensor_fault_flags
+WHERE machine_id = '${machine}' AND $__timeFilter(window_start)
+ORDER BY time

@@ -1,0 +1,1 @@
+SELECT machine_id FROM machines ORDER BY machine_id

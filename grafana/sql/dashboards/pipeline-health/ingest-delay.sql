@@ -1,0 +1,1 @@
+SELECT minute AS time, max_ingest_delay_s FROM pipeline_stats FINAL WHERE $__timeFilter(minute) ORDER BY time

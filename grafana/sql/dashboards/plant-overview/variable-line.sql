@@ -1,0 +1,1 @@
+SELECT DISTINCT line_id FROM machines ORDER BY line_id
