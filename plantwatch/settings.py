@@ -27,6 +27,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
@@ -69,6 +70,13 @@ class KafkaSettings(Section):
     readings_topic: TopicName = "plantwatch.readings"
     dead_letter_topic: TopicName = "plantwatch.readings.dlq"
     partitions: PositiveInt = 4
+    # A cluster (docs/scale-out.md). `bootstrap`: the brokers clients start from ("h1:9092,h2:9092"); unset: `brokers`
+    # brokers on host at port, port + 1, ... (the local stack runs that many: `plantwatch stack up --kafka-brokers`).
+    # The topics' replication factor and min.insync.replicas; unset: the brokers' defaults (today's: 1 and 1).
+    brokers: PositiveInt = 1
+    bootstrap: str | None = None
+    replication_factor: PositiveInt | None = None
+    min_insync_replicas: PositiveInt | None = None
     # Client security, passed through to every client (producers, stream apps, KEDA's TriggerAuthentication).
     security_protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
@@ -78,7 +86,9 @@ class KafkaSettings(Section):
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.port}"
+        if self.bootstrap:
+            return self.bootstrap
+        return ",".join(f"{self.host}:{self.port + node}" for node in range(self.brokers))
 
     def client_config(self) -> dict[str, str]:
         """librdkafka settings shared by every producer, consumer and admin client."""
@@ -126,6 +136,32 @@ class ClickHouseSettings(Section):
     quality_password: str | None = None
     grafana_user: SqlName = "plantwatch_grafana"
     grafana_password: str | None = None
+    # A cluster (docs/scale-out.md; unset: one node, today's DDL). With a `cluster` name (a `remote_servers` entry
+    # of every node), each raw table is `<name><local_suffix>` on every node (Replicated*MergeTree, ON CLUSTER, the
+    # {shard}/{replica} macros) under a `Distributed` table with the table's own name, sharded by a hash of
+    # machine_id: the apps, dbt and Grafana read and write the names above unchanged. `replicated = false`: plain
+    # *MergeTree on each node, DDL applied node by node (the local cluster: its chdb-served engine cannot replicate).
+    # The local stack's shard k (0-based) listens on http_port/tcp_port + k * shard_port_step.
+    cluster: SqlName | None = None
+    shards: PositiveInt = 1
+    replicas: PositiveInt = 1
+    replicated: bool = True
+    local_suffix: SqlName = "_local"
+    shard_port_step: PositiveInt = 10_000
+    # ClickHouse settings every client sends (e.g. {"distributed_foreground_insert": 1}: an insert through a
+    # Distributed table returns once every shard has its rows, the local cluster's way).
+    client_settings: dict[str, int | str] = {}
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_name(self) -> ClickHouseSettings:
+        if self.cluster is None and (self.shards > 1 or self.replicas > 1):
+            raise ValueError("shards or replicas > 1 need clickhouse.cluster (the remote_servers cluster's name)")
+        return self
+
+    def node_ports(self, shard: int) -> tuple[int, int]:
+        """(http, tcp) port of the local stack's shard ``shard`` (0-based)."""
+        step = shard * self.shard_port_step
+        return self.http_port + step, self.tcp_port + step
 
     @property
     def http_url(self) -> str:

@@ -29,8 +29,13 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     """Create the configured topics that are missing; returns the names created (none when all exist)."""
     admin = AdminClient(settings.kafka.client_config())
     existing = admin.list_topics(timeout=timeout).topics
+    kafka = settings.kafka
+    # A cluster's replication factor and min.insync.replicas (unset: the brokers' defaults, -1 and no config).
+    replication = {"replication_factor": kafka.replication_factor or -1}
+    if kafka.min_insync_replicas is not None:
+        replication["config"] = {"min.insync.replicas": str(kafka.min_insync_replicas)}
     wanted = [
-        NewTopic(name, num_partitions=settings.kafka.partitions, replication_factor=-1)  # -1: the broker's default
+        NewTopic(name, num_partitions=kafka.partitions, **replication)  # type: ignore[arg-type]
         for name in topic_names(settings)
         if name not in existing
     ]

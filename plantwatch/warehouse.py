@@ -6,6 +6,7 @@ templated with the names in the settings and the reading's columns; everything d
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from string import Template
 
@@ -23,6 +24,8 @@ def client(settings: Settings, database: str | None = None, role: Role | None = 
     """A clickhouse-connect client; ``role`` picks the component's least-privileged user (plantwatch.access)."""
     ch = settings.clickhouse
     user, password = credentials(settings, role)
+    if ch.client_settings:  # the cluster's (e.g. distributed_foreground_insert); none by default
+        kwargs["settings"] = dict(ch.client_settings)
     return clickhouse_connect.get_client(
         host=ch.host,
         port=ch.http_port,
@@ -46,12 +49,107 @@ def render(path: Path, settings: Settings) -> list[str]:
     return [stmt.strip() for stmt in body.split(";") if stmt.strip()]
 
 
+def statements(path: Path, settings: Settings) -> list[str]:
+    """What migrate runs for one SQL file: its statements as written (one node), or made for the cluster."""
+    rendered = render(path, settings)
+    if settings.clickhouse.cluster is None:
+        return rendered
+    return [out for statement in rendered for out in cluster_ddl(statement, settings)]
+
+
 def migrate(settings: Settings) -> list[str]:
-    """Create the database and raw tables if missing (idempotent); returns the files applied."""
-    admin = client(settings, database="default")
+    """Create the database and raw tables if missing (idempotent); returns the files applied.
+
+    A replicated cluster is migrated through one node (ON CLUSTER); the local cluster (`clickhouse.replicated =
+    false`) node by node, each shard at its own ports.
+    """
+    ch = settings.clickhouse
+    per_node = ch.cluster is not None and not ch.replicated
+    nodes = [node_settings(settings, shard) for shard in range(ch.shards)] if per_node else [settings]
     applied = []
     for path in sorted(SQL_DIR.glob("*.sql")):
-        for statement in render(path, settings):
-            admin.command(statement)
+        batch = statements(path, settings)
+        for node in nodes:
+            admin = client(node, database="default")
+            for statement in batch:
+                admin.command(statement)
         applied.append(path.name)
     return applied
+
+
+# --- cluster DDL -------------------------------------------------------------------------------------------------
+# With `clickhouse.cluster` set, each table a SQL file creates becomes a local table (`<name><local_suffix>`) on
+# every node plus a Distributed table with the table's own name over them, so everything that reads or writes the
+# configured names goes through the Distributed table. Each sharding key keeps what must stay together on one
+# shard: a machine's whole history (readings, labels, baselines, alert events, its configuration), and the sort key
+# of the ReplacingMergeTree tables without a machine (FINAL folds duplicates within a shard only).
+SHARDING_KEYS: dict[str, str] = {
+    "raw_readings_table": "cityHash64(machine_id)",
+    "fault_labels_table": "cityHash64(machine_id)",
+    "baselines_table": "cityHash64(machine_id)",
+    "alert_events_table": "cityHash64(machine_id)",
+    "machine_config_table": "cityHash64(machine_id)",
+    "dq_results_table": "cityHash64(run_id)",
+    "alert_state_table": "cityHash64(rule_uid, fingerprint)",
+    "spec_limit_config_table": "cityHash64(model, sensor_kind)",
+}
+ZOOKEEPER_PATH = "/clickhouse/tables/{shard}/${database}/${table}"
+
+_CREATE_DATABASE = re.compile(r"^CREATE DATABASE IF NOT EXISTS (\w+)$")
+_CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\w+)\.(\w+)(\s*\n\()", re.S)
+_CREATE_VIEW = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+)\.(\w+) AS")
+_ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+)\.(\w+)(\s)")
+_ENGINE = re.compile(r"^ENGINE = (\w*MergeTree)(?:\((.*)\))?$", re.M)
+
+
+def sharding_key(settings: Settings, table: str) -> str:
+    names = settings.clickhouse.model_dump()
+    for field, key in SHARDING_KEYS.items():
+        if names[field] == table:
+            return key
+    raise ValueError(f"table {table}: no sharding key for the cluster (plantwatch/warehouse.py, SHARDING_KEYS)")
+
+
+def cluster_ddl(statement: str, settings: Settings) -> list[str]:
+    """One single-node statement as the cluster's: ON CLUSTER and Replicated*MergeTree (or, `replicated = false`,
+    neither: the statement is run on each node), local tables renamed, a Distributed table over each."""
+    ch = settings.clickhouse
+    on_cluster = f" ON CLUSTER {ch.cluster}" if ch.replicated else ""
+    if match := _CREATE_DATABASE.match(statement):
+        return [f"{statement}{on_cluster}"]
+    if match := _CREATE_VIEW.match(statement):
+        database, view = match.groups()
+        return [f"CREATE VIEW IF NOT EXISTS {database}.{view}{on_cluster} AS{statement[match.end() :]}"]
+    if match := _ALTER_TABLE.match(statement):
+        database, table = match.group(1), match.group(2)
+        rest = statement[match.end() :]
+        out = [f"ALTER TABLE {database}.{table}{ch.local_suffix}{on_cluster}{match.group(3)}{rest}"]
+        if rest.lstrip().upper().startswith("ADD COLUMN"):  # the Distributed table shows the new columns too
+            out.append(f"ALTER TABLE {database}.{table}{on_cluster}{match.group(3)}{rest}")
+        return out
+    if match := _CREATE_TABLE.match(statement):
+        database, table = match.group(1), match.group(2)
+        local = f"{table}{ch.local_suffix}"
+        body = statement[match.end() :]
+        if ch.replicated:
+            body = _ENGINE.sub(lambda engine: _replicated(engine, database, local), body, count=1)
+            body = body.replace("non_replicated_deduplication_window", "replicated_deduplication_window")
+        return [
+            f"CREATE TABLE IF NOT EXISTS {database}.{local}{on_cluster}{match.group(3)}{body}",
+            f"CREATE TABLE IF NOT EXISTS {database}.{table}{on_cluster} AS {database}.{local}\n"
+            f"ENGINE = Distributed({ch.cluster}, {database}, {local}, {sharding_key(settings, table)})",
+        ]
+    raise ValueError(f"no cluster form for the statement: {statement.splitlines()[0][:120]}")
+
+
+def _replicated(engine: re.Match[str], database: str, table: str) -> str:
+    path = Template(ZOOKEEPER_PATH).substitute(database=database, table=table)
+    arguments = [f"'{path}'", "'{replica}'", *([engine.group(2)] if engine.group(2) else [])]
+    return f"ENGINE = Replicated{engine.group(1)}({', '.join(arguments)})"
+
+
+def node_settings(settings: Settings, shard: int) -> Settings:
+    """These settings pointed at the local cluster's shard ``shard`` (0-based) itself."""
+    http_port, tcp_port = settings.clickhouse.node_ports(shard)
+    clickhouse = settings.clickhouse.model_copy(update={"http_port": http_port, "tcp_port": tcp_port})
+    return settings.model_copy(update={"clickhouse": clickhouse})

@@ -1,0 +1,183 @@
+"""Cluster settings and the cluster DDL, rendered (no engine needed, except to parse what was rendered).
+
+Unset cluster settings render exactly today's single-node DDL and clients; set, the raw tables become
+Replicated*MergeTree ON CLUSTER with the {shard}/{replica} macros (or, the local cluster, plain *MergeTree per node)
+under Distributed tables sharded by a hash of machine_id.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from plantwatch import warehouse
+from plantwatch.settings import PROJECT_ROOT, Settings
+
+SQL_FILES = sorted(warehouse.SQL_DIR.glob("*.sql"))
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("PLANTWATCH_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)  # no plantwatch.toml
+
+
+def with_cluster(**clickhouse: object) -> Settings:
+    base = Settings()
+    update = {"cluster": "plantwatch", "shards": 2, "replicas": 2, **clickhouse}
+    return base.model_copy(update={"clickhouse": base.clickhouse.model_copy(update=update)})
+
+
+def all_statements(settings: Settings) -> list[str]:
+    return [statement for path in SQL_FILES for statement in warehouse.statements(path, settings)]
+
+
+def test_unset_cluster_settings_are_todays_single_node() -> None:
+    settings = Settings()
+    kafka, ch = settings.kafka, settings.clickhouse
+    assert kafka.bootstrap_servers == "127.0.0.1:9092"
+    assert kafka.client_config()["bootstrap.servers"] == "127.0.0.1:9092"
+    assert (kafka.brokers, kafka.replication_factor, kafka.min_insync_replicas) == (1, None, None)
+    assert (ch.cluster, ch.shards, ch.replicas, ch.client_settings) == (None, 1, 1, {})
+
+
+def test_unset_cluster_renders_exactly_todays_ddl() -> None:
+    settings = Settings()
+    for path in SQL_FILES:
+        assert warehouse.statements(path, settings) == warehouse.render(path, settings)
+    text = "\n".join(all_statements(settings))
+    for token in ("ON CLUSTER", "Distributed", "Replicated", "_local", "{shard}"):
+        assert token not in text
+
+
+def test_kafka_cluster_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANTWATCH_KAFKA__PORT", "19092")
+    monkeypatch.setenv("PLANTWATCH_KAFKA__BROKERS", "3")
+    monkeypatch.setenv("PLANTWATCH_KAFKA__REPLICATION_FACTOR", "3")
+    monkeypatch.setenv("PLANTWATCH_KAFKA__MIN_INSYNC_REPLICAS", "2")
+    kafka = Settings().kafka
+    assert kafka.bootstrap_servers == "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094"
+    assert (kafka.replication_factor, kafka.min_insync_replicas) == (3, 2)
+    monkeypatch.setenv("PLANTWATCH_KAFKA__BOOTSTRAP", "k1:9092,k2:9092")
+    assert Settings().kafka.bootstrap_servers == "k1:9092,k2:9092"
+
+
+def test_clickhouse_cluster_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANTWATCH_CLICKHOUSE__CLUSTER", "plantwatch")
+    monkeypatch.setenv("PLANTWATCH_CLICKHOUSE__SHARDS", "2")
+    monkeypatch.setenv("PLANTWATCH_CLICKHOUSE__CLIENT_SETTINGS__DISTRIBUTED_FOREGROUND_INSERT", "1")
+    ch = Settings().clickhouse
+    assert (ch.cluster, ch.shards, ch.replicas) == ("plantwatch", 2, 1)
+    assert ch.client_settings == {"distributed_foreground_insert": "1"}  # sent as a query parameter either way
+    assert ch.node_ports(1) == (18123, 19000)
+
+
+def test_shards_without_a_cluster_name_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("PLANTWATCH_CLICKHOUSE__SHARDS", "2")
+    with pytest.raises(ValidationError, match=r"clickhouse\.cluster"):
+        Settings()
+
+
+def test_cluster_ddl_replicated_on_cluster_with_macros() -> None:
+    settings = with_cluster()
+    statements = all_statements(settings)
+    assert statements == all_statements(settings)  # deterministic
+    assert all(" ON CLUSTER plantwatch" in s for s in statements)
+    raw = next(s for s in statements if s.startswith("CREATE TABLE IF NOT EXISTS plantwatch.readings_raw_local "))
+    assert (
+        "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/plantwatch/readings_raw_local', '{replica}')"
+        in raw
+    )
+    assert "SETTINGS replicated_deduplication_window = 1000" in raw
+    assert "ORDER BY (machine_id, sensor_id, event_time, seq)" in raw
+    labels = next(s for s in statements if s.startswith("CREATE TABLE IF NOT EXISTS plantwatch.fault_labels_local "))
+    assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/plantwatch/fault_labels_local', '{replica}', " \
+           "recorded_at)" in labels  # fmt: skip
+    assert (
+        "CREATE TABLE IF NOT EXISTS plantwatch.readings_raw ON CLUSTER plantwatch AS plantwatch.readings_raw_local\n"
+        "ENGINE = Distributed(plantwatch, plantwatch, readings_raw_local, cityHash64(machine_id))"
+    ) in statements
+    # The view users query reads the Distributed table; ALTERs go to the local tables.
+    assert "CREATE VIEW IF NOT EXISTS plantwatch.readings ON CLUSTER plantwatch AS\n" \
+           "SELECT * FROM plantwatch.readings_raw FINAL" in statements  # fmt: skip
+    assert all(re.match(r"ALTER TABLE plantwatch\.\w+_local ON CLUSTER", s) or "ADD COLUMN" in s
+               for s in statements if s.startswith("ALTER"))  # fmt: skip
+
+
+def test_every_table_is_local_under_a_distributed_one_sharded_by_machine() -> None:
+    settings = with_cluster()
+    statements = all_statements(settings)
+    created = re.compile(r"CREATE TABLE IF NOT EXISTS plantwatch\.(\w+)")
+    locals_ = {m.group(1) for s in statements if (m := created.match(s)) and m.group(1).endswith("_local")}
+    distributed = {m.group(1): s for s in statements if (m := created.match(s)) and "Distributed(" in s}
+    assert {f"{name}_local" for name in distributed} == locals_
+    # Every table a single node has, the cluster has under the same name: apps, dbt and Grafana are unchanged.
+    single = {m.group(1) for s in all_statements(Settings()) if (m := created.match(s))}
+    assert set(distributed) == single
+    for table in ("readings_raw", "fault_labels", "machine_baselines", "alert_events", "machine_config"):
+        assert distributed[table].endswith(f"{table}_local, cityHash64(machine_id))")
+    local_engines = [s for s in statements if (m := created.match(s)) and m.group(1) in locals_]
+    assert all("ENGINE = Replicated" in s and "'{replica}'" in s for s in local_engines)
+
+
+def test_local_cluster_ddl_is_plain_mergetree_without_on_cluster() -> None:
+    """The chdb-served engine cannot replicate (ReplicatedMergeTree read-only, ON CLUSTER refused): the local
+    cluster runs the same DDL on each node, plain *MergeTree under Distributed tables."""
+    statements = all_statements(with_cluster(replicas=1, replicated=False))
+    assert not any("ON CLUSTER" in s or "Replicated" in s for s in statements)
+    raw = next(s for s in statements if s.startswith("CREATE TABLE IF NOT EXISTS plantwatch.readings_raw_local"))
+    assert "ENGINE = ReplacingMergeTree\n" in raw and "non_replicated_deduplication_window = 1000" in raw
+    assert "ENGINE = Distributed(plantwatch, plantwatch, readings_raw_local, cityHash64(machine_id))" in "\n".join(
+        statements
+    )
+
+
+def test_a_table_without_a_sharding_key_is_an_error() -> None:
+    statement = "CREATE TABLE IF NOT EXISTS plantwatch.mystery\n(\n    x UInt8\n)\nENGINE = MergeTree\nORDER BY x"
+    with pytest.raises(ValueError, match="no sharding key"):
+        warehouse.cluster_ddl(statement, with_cluster())
+
+
+def test_cluster_ddl_parses(tmp_path: Path) -> None:
+    """Every rendered cluster statement is valid ClickHouse SQL (the engine's own parser: formatQuery)."""
+    pytest.importorskip("chdb")
+    statements = all_statements(with_cluster()) + all_statements(with_cluster(replicas=1, replicated=False))
+    code = (
+        "import sys, json, chdb\n"
+        "for s in json.load(sys.stdin):\n"
+        "    q = s.replace('\\\\', '\\\\\\\\').replace(\"'\", \"\\\\'\")\n"
+        "    chdb.query(f\"SELECT formatQuery('{q}')\", 'TSV')\n"
+        "print('parsed', end='')\n"
+    )
+    import json
+
+    result = subprocess.run([sys.executable, "-c", code], input=json.dumps(statements), capture_output=True,
+                            text=True, cwd=tmp_path, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 0 and result.stdout == "parsed", result.stderr[-2000:]
+
+
+def test_dbt_profile_takes_the_cluster_and_is_empty_by_default() -> None:
+    profile = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "profiles.yml").read_text())
+    cluster = profile["plantwatch"]["outputs"]["default"]["cluster"]
+    # dbt-clickhouse: an empty cluster is no cluster (no ON CLUSTER): the single-node default.
+    assert cluster == "{{ env_var('DBT_PLANTWATCH_CLUSTER', env_var('PLANTWATCH_CLICKHOUSE__CLUSTER', '')) }}"
+
+
+def test_clients_send_the_cluster_client_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(warehouse.clickhouse_connect, "get_client", lambda **kwargs: seen.update(kwargs))
+    warehouse.client(Settings())
+    assert "settings" not in seen
+    warehouse.client(with_cluster(client_settings={"distributed_foreground_insert": 1}))
+    assert seen["settings"] == {"distributed_foreground_insert": 1}
