@@ -1,6 +1,7 @@
 """The alert rules and the data-quality suites on real dbt output (not fixture tables): half an hour of readings
 ending now for three machines - one healthy, one whose current jumps 60 A over its spec for the last minute, one
-whose speed sensor sticks for the last two minutes - then `dbt build` (plantwatch.transform) in an isolated database.
+whose speed sensor sticks for the last 2 to 12 minutes - then `dbt build` (plantwatch.transform) in an isolated
+database.
 """
 
 from __future__ import annotations
@@ -30,6 +31,16 @@ SENSORS = {
     "bearing_temp": ("temperature", "C", 38.0, 30.0, 0.25),
 }
 HEALTHY, OVERLOADED, STUCK = "L1-pump01", "L1-pump02", "L2-pump02"
+# dbt vars baseline_block_windows x window_seconds: the trailing baselines' blocks at one reading per second
+BLOCK_SECONDS = 60 * 10
+
+
+def stuck_from(end: datetime) -> int:
+    """The second the speed sensor sticks: 50 s before the last trailing-block boundary at least a minute before the
+    end, so that the start of the still run lies in the reference of the block it is scored in (it once raised its
+    own stuck threshold there, and the machine anomaly fired instead of the sensor fault in one run of four)."""
+    boundary = (int(end.timestamp()) - 60) // BLOCK_SECONDS * BLOCK_SECONDS
+    return SECONDS - 1 - (int(end.timestamp()) - (boundary - 50))
 
 
 def columns(machine: str, end: datetime, seed: int) -> list[list[object]]:
@@ -42,7 +53,7 @@ def columns(machine: str, end: datetime, seed: int) -> list[list[object]]:
         if machine == OVERLOADED and sensor == "current":
             values = np.where(t >= SECONDS - 60, values + 60, values)
         if machine == STUCK and sensor == "speed":
-            values = np.where(t >= SECONDS - 120, values[SECONDS - 120], values)
+            values = np.where(t >= stuck_from(end), values[stuck_from(end)], values)
         for ti, value in zip(t, values, strict=True):
             at = end - timedelta(seconds=SECONDS - 1 - float(ti))
             row = [machine, sensor, kind, round(float(value), 3), unit, at, int(ti), 1]
@@ -88,6 +99,21 @@ def test_sensor_fault_fires_for_the_stuck_sensor_only(results: dict[str, RuleRes
     assert [(a.labels["machine_id"], a.labels["sensor_id"], a.labels["kind"]) for a in result.alerts] == [
         (STUCK, "speed", "stuck")
     ]
+
+
+def test_a_still_run_going_on_is_not_learned_as_healthy(built: Settings) -> None:
+    """The speed sensor's still run began in the reference of the trailing block it is scored in, and has not ended:
+    no block's baseline may count it as how long the sensor sits still when healthy (the one it is scored in counted
+    5 windows, the next ones all of it)."""
+    baselines = (
+        warehouse.client(built)
+        .query(
+            f"SELECT block_start, sensor_ids, flat_runs FROM int_trailing_baselines FINAL WHERE machine_id = '{STUCK}'"
+        )
+        .result_rows
+    )
+    speed = {block: dict(zip(sensors, runs, strict=True))["speed"] for block, sensors, runs in baselines}
+    assert speed and set(speed.values()) == {0}, speed
 
 
 def test_stale_data_spares_the_reporting_machines(results: dict[str, RuleResult]) -> None:

@@ -30,7 +30,10 @@ group by machine_id, window_start
 {% endmacro %}
 
 {#- The windows of `windows` (int_sensor_windows rows) without an impossible value or a dropout on any sensor, with
-    each sensor's flat run from `checks` (int_sensor_window_checks). -#}
+    each sensor's flat run from `checks` (int_sensor_window_checks) where that run ended: on the run's last window
+    when the next window has readings enough to judge (2), 0 elsewhere. A run still going at the end of the data is
+    no evidence of how long the sensor sits still when healthy (a sensor freezing now would raise its own stuck
+    threshold), so it counts only once it has ended. -#}
 {% macro healthy_windows(windows, checks) %}
 select
     windows.machine_id as machine_id,
@@ -43,9 +46,22 @@ select
     windows.residual_mad as residual_mad,
     windows.min_step as min_step,
     windows.max_ingested_at as max_ingested_at,
-    checks.flat_run as flat_run
+    checks.ended_flat_run as flat_run
 from {{ windows }} as windows
-inner join {{ checks }} as checks
+inner join (
+    select
+        machine_id,
+        sensor_id,
+        window_start,
+        if(
+            leadInFrame(flat_run, 1, toUInt32(0)) over next_window != flat_run + 1
+                and leadInFrame(reading_count, 1, toUInt64(0)) over next_window >= 2,
+            flat_run,
+            toUInt32(0)
+        ) as ended_flat_run
+    from {{ checks }}
+    window next_window as (partition by machine_id, sensor_id order by window_start rows between current row and 1 following)
+) as checks
     on windows.machine_id = checks.machine_id
     and windows.sensor_id = checks.sensor_id
     and windows.window_start = checks.window_start
