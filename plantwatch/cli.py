@@ -19,8 +19,9 @@ from plantwatch.baseline_command import baseline_app
 from plantwatch.checks import check
 from plantwatch.demo import demo
 from plantwatch.plant_command import limits_app, machine_app
-from plantwatch.settings import SettingsError, describe, environment, get_settings
+from plantwatch.settings import Settings, SettingsError, describe, environment, get_settings
 from plantwatch.stack import Stack, StackError
+from plantwatch.stack.cluster import cluster_environment, is_local_cluster, local_cluster
 from plantwatch.topics import ensure_topics
 from plantwatch.transform import transform_command
 from producers.cli import CliError, archive_app, produce, replay
@@ -93,20 +94,47 @@ app.add_typer(limits_app, name="limits")
 console = Console(stderr=True)
 
 Services = Annotated[list[str] | None, typer.Argument(help="Services (default: all).", show_default=False)]
+# The local cluster (plantwatch.stack.cluster): either option picks it, at its own ports and state folder.
+Brokers = Annotated[
+    int | None,
+    typer.Option("--kafka-brokers", min=1, help="A local Kafka cluster of this many KRaft nodes (ports 19092+).",
+                 show_default=False),
+]  # fmt: skip
+Shards = Annotated[
+    int | None,
+    typer.Option("--clickhouse-shards", min=1, help="A local ClickHouse cluster of this many shards (18123/19000, "
+                 "28123/29000, ...).", show_default=False),
+]  # fmt: skip
 
 
-def _stack(names: list[str] | None) -> Stack:
+def _stack_settings(brokers: int | None = None, shards: int | None = None) -> Settings:
+    settings = get_settings()
+    if brokers is None and shards is None:
+        return settings
+    return local_cluster(settings, brokers or 1, shards or 1)
+
+
+def _stack(names: list[str] | None, brokers: int | None = None, shards: int | None = None) -> Stack:
     try:
-        return Stack(get_settings(), names)
+        return Stack(_stack_settings(brokers, shards), names)
     except StackError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from exc
 
 
 @stack_app.command("up")
-def stack_up(services: Services = None, timeout: float = 180.0) -> None:
-    """Start the local services (a no-op for those already running) and wait until each answers."""
-    stack = _stack(services)
+def stack_up(
+    services: Services = None, timeout: float = 180.0, kafka_brokers: Brokers = None, clickhouse_shards: Shards = None
+) -> None:
+    """Start the local services (a no-op for those already running) and wait until each answers.
+
+    With --kafka-brokers/--clickhouse-shards: the local cluster instead (Kafka and ClickHouse only; topics created
+    replicated, the schema applied to each shard), beside the single-node stack; `stack down` with the same options
+    stops it.
+    """
+    settings = _stack_settings(kafka_brokers, clickhouse_shards)
+    cluster = is_local_cluster(settings)
+    stack = _stack(services, kafka_brokers, clickhouse_shards)
     began = time.monotonic()
     try:
         with console.status("starting the stack") as spinner:
@@ -116,16 +144,23 @@ def stack_up(services: Services = None, timeout: float = 180.0) -> None:
         raise typer.Exit(1) from exc
     took = time.monotonic() - began
     console.print(f"started {', '.join(started)} in {took:.1f}s" if started else "already up")
-    kafka = any(service.name == "kafka" for service in stack.services)
-    if kafka and (created := ensure_topics(get_settings())):
+    kafka = any(service.name.startswith("kafka") for service in stack.services)
+    if kafka and (created := ensure_topics(settings)):
         console.print(f"created topics {', '.join(created)}")
+    if cluster and any(service.name.startswith("clickhouse") for service in stack.services):
+        warehouse.migrate(settings)
+        console.print(f"schema applied to each of {settings.clickhouse.shards} shard(s)")
     _print_status(stack)
+    if cluster:
+        console.print("point commands at the cluster with:")
+        for name, value in cluster_environment(settings).items():
+            print(f"export {name}={value}")
 
 
 @stack_app.command("down")
-def stack_down(services: Services = None) -> None:
+def stack_down(services: Services = None, kafka_brokers: Brokers = None, clickhouse_shards: Shards = None) -> None:
     """Stop the processes `stack up` started (by PID); data stays in the state folder."""
-    stopped = _stack(services).down()
+    stopped = _stack(services, kafka_brokers, clickhouse_shards).down()
     console.print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
 
 
@@ -141,9 +176,9 @@ def _print_status(stack: Stack) -> bool:
 
 
 @stack_app.command("status")
-def stack_status(services: Services = None) -> None:
+def stack_status(services: Services = None, kafka_brokers: Brokers = None, clickhouse_shards: Shards = None) -> None:
     """Show each service, its address, PID and memory; exit 1 unless all are running."""
-    if not _print_status(_stack(services)):
+    if not _print_status(_stack(services, kafka_brokers, clickhouse_shards)):
         raise typer.Exit(1)
 
 

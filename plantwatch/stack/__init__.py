@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from plantwatch.settings import Settings
 from plantwatch.stack.alertmanager import Alertmanager
 from plantwatch.stack.clickhouse import ClickHouse
+from plantwatch.stack.cluster import cluster_services, is_local_cluster
 from plantwatch.stack.kafka import Kafka
 from plantwatch.stack.prometheus import Prometheus
 from plantwatch.stack.service import Service, ServiceStatus, StackError
@@ -22,7 +24,12 @@ class Stack:
     """Start, stop and report the local services; every operation is safe to repeat."""
 
     def __init__(self, settings: Settings, names: Iterable[str] | None = None) -> None:
-        services = [cls(settings) for cls in SERVICES]
+        """The single-node stack, or the local cluster's nodes when the settings describe one
+        (plantwatch.stack.cluster: Kafka and ClickHouse only, at ports and in a state folder of their own)."""
+        self.cluster = is_local_cluster(settings)
+        services: list[Service] = (
+            list(cluster_services(settings)) if self.cluster else [cls(settings) for cls in SERVICES]
+        )
         wanted = set(names or [s.name for s in services])
         if unknown := wanted - {s.name for s in services}:
             raise StackError(f"unknown service(s) {sorted(unknown)}; choose from {[s.name for s in services]}")
@@ -55,8 +62,15 @@ class Stack:
         return [s.name for s in started]
 
     def down(self) -> list[str]:
-        """Stop the processes this stack started (by PID); data stays. Returns the names stopped."""
-        return [s.name for s in reversed(self.services) if s.stop()]
+        """Stop the processes this stack started (by PID); data stays. Returns the names stopped.
+
+        The local cluster's nodes are stopped together: a Kafka node stopped after the others waits for a quorum
+        that is gone (30 s, then killed)."""
+        if not self.cluster:
+            return [s.name for s in reversed(self.services) if s.stop()]
+        with ThreadPoolExecutor(max_workers=len(self.services)) as pool:
+            stopped = list(pool.map(lambda service: service.stop(), reversed(self.services)))
+        return [s.name for s, done in zip(reversed(self.services), stopped, strict=True) if done]
 
     def status(self) -> list[ServiceStatus]:
         return [s.status() for s in self.services]

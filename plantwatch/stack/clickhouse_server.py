@@ -11,7 +11,11 @@ its own does the rest. Before the engine starts, the process forbids itself to s
 ``CREATE DICTIONARY``. ``file()`` and File-source dictionaries are kept to ``user_files_path``.
 
     python -m plantwatch.stack.clickhouse_server --data-dir DIR [--host H --http-port P --tcp-port P]
-        [--users-config users.xml] [--user-files DIR]
+        [--users-config users.xml] [--user-files DIR] [--extra-config cluster.xml --allow-connect]
+
+A shard of the local cluster (plantwatch.stack.cluster) adds its ``remote_servers`` and macros (``--extra-config``,
+an XML fragment put inside ``<clickhouse>``) and may connect to the other shards (``--allow-connect``: the
+seccomp filter then forbids starting programs only).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ CONFIG = """<clickhouse>
     <http_port>{http_port}</http_port>
     <tcp_port>{tcp_port}</tcp_port>
     <user_files_path>{user_files}/</user_files_path>
-    {users}
+    {users}{extra}
 </clickhouse>
 """
 
@@ -47,12 +51,14 @@ def serve(
     tcp_port: int,
     users_config: Path | None = None,
     user_files: Path | None = None,
+    extra_config: Path | None = None,
+    allow_connect: bool = False,
 ) -> None:
     check_engine()
     # chdb's import already starts an engine, which reads ./config.xml: a stale one (another port, users file)
     # must not be what it sees.
     Path("config.xml").unlink(missing_ok=True)
-    if not forbid_exec_and_connect():
+    if not forbid_exec_and_connect(connect=not allow_connect):
         print("warning: no seccomp filter on this platform: dictionaries may run commands", file=sys.stderr)
     from chdb import _chdb
 
@@ -60,7 +66,14 @@ def serve(
     user_files.mkdir(parents=True, exist_ok=True)
     users = f"<users_config>{users_config}</users_config>" if users_config else ""
     Path("config.xml").write_text(
-        CONFIG.format(host=host, http_port=http_port, tcp_port=tcp_port, user_files=user_files, users=users)
+        CONFIG.format(
+            host=host,
+            http_port=http_port,
+            tcp_port=tcp_port,
+            user_files=user_files,
+            users=users,
+            extra=f"\n    {extra_config.read_text()}" if extra_config else "",
+        )
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     # TabSeparated becomes the HTTP default output format, as on a real server.
@@ -77,11 +90,14 @@ def main() -> None:
     parser.add_argument(
         "--user-files", type=Path, help="the only folder file() reads (default: user_files beside DATA_DIR)"
     )
+    parser.add_argument("--extra-config", type=Path, help="an XML fragment for config.xml (remote_servers, macros)")
+    parser.add_argument("--allow-connect", action="store_true", help="may connect out (a shard to the others)")
     args = parser.parse_args()
     try:
         serve(
             args.data_dir.resolve(), args.host, args.http_port, args.tcp_port, args.users_config,
             args.user_files.resolve() if args.user_files else None,
+            args.extra_config.resolve() if args.extra_config else None, args.allow_connect,
         )  # fmt: skip
     except EngineMissing as exc:
         sys.exit(f"error: {exc}")

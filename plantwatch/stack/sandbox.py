@@ -35,11 +35,16 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
-def forbid_exec_and_connect() -> bool:
-    """Install the filter on this process (call it before any other thread starts); False where unsupported."""
+def forbid_exec_and_connect(connect: bool = True) -> bool:
+    """Install the filter on this process (call it before any other thread starts); False where unsupported.
+
+    ``connect = False`` forbids starting programs only: a shard of the local cluster must connect to the other
+    shards (its Distributed tables), so there a dictionary may reach loopback services.
+    """
     if not sys.platform.startswith("linux") or platform.machine() not in _ARCHES:
         return False
     arch, calls = _ARCHES[platform.machine()]
+    calls = calls if connect else calls[:2]
     refuse = _SECCOMP_RET_ERRNO | _EPERM
     program = [
         _instruction(_BPF_LD_W_ABS, 0, 0, 4),  # seccomp_data.arch

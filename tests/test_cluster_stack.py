@@ -1,0 +1,160 @@
+"""The local cluster really runs: a 3-node KRaft Kafka (replication factor 3, min.insync.replicas 2) and two
+chdb-served ClickHouse shards, at their own ports and state folder (never the single-node stack's).
+
+Readings of several machines are produced, `python -m streams.ingest` lands them through the Distributed table,
+and each reading must be on the shard its machine hashes to, exactly once, with `count()` through the Distributed
+table equal to what was produced. What this test started it stops. Marked slow; it takes well under two minutes
+(about 30 s of it the cluster's start-up, skipped when the cluster is already up).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from plantwatch import warehouse
+from plantwatch.reading import encode
+from plantwatch.settings import PROJECT_ROOT, Settings, environment
+from plantwatch.stack import Stack
+from plantwatch.stack.cluster import local_cluster
+from plantwatch.topics import ensure_topics
+
+pytestmark = pytest.mark.slow
+
+SINGLE_NODE_PORTS = {9092, 9093, 8123, 9000, 9090, 9095}
+MACHINES = [f"CM{i:02d}" for i in range(12)]
+SENSORS = ["t0", "t1", "t2", "t3"]
+MESSAGES_PER_MACHINE = 50
+DEADLINE_SECONDS = 110
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Settings]:
+    """The local cluster (3 brokers, 2 shards) with topics and a database of this test's own."""
+    base = local_cluster(Settings(), brokers=3, shards=2)
+    mine = base.scoped(f"test-cluster.{uuid.uuid4().hex[:8]}")
+    stack = Stack(mine)
+    ports = {port for service in stack.services for port in service.ports.values()}
+    assert not ports & SINGLE_NODE_PORTS
+    assert mine.state_dir == Settings().state_dir / "cluster"
+    started = stack.up(timeout=90)
+    try:
+        ensure_topics(mine)
+        warehouse.migrate(mine)
+        yield mine
+    finally:
+        try:
+            AdminClient(mine.kafka.client_config()).delete_topics(
+                [mine.kafka.readings_topic, mine.kafka.dead_letter_topic]
+            )
+            for shard in range(mine.clickhouse.shards):
+                node = warehouse.node_settings(mine, shard)
+                warehouse.client(node, database="default").command(
+                    f"DROP DATABASE IF EXISTS {mine.clickhouse.database}"
+                )
+        finally:
+            Stack(mine, started).down()
+
+
+def test_topics_are_replicated_three_ways_with_min_isr_two(cluster: Settings) -> None:
+    admin = AdminClient(cluster.kafka.client_config())
+    metadata = admin.list_topics(cluster.kafka.readings_topic, timeout=10)
+    assert len(metadata.brokers) == 3
+    partitions = metadata.topics[cluster.kafka.readings_topic].partitions
+    assert len(partitions) == cluster.kafka.partitions
+    assert all(len(p.replicas) == 3 and len(p.isrs) == 3 for p in partitions.values())
+    resource = ConfigResource("topic", cluster.kafka.readings_topic)
+    config = admin.describe_configs([resource])[resource].result(timeout=10)
+    assert config["min.insync.replicas"].value == "2"
+
+
+def produce(settings: Settings) -> int:
+    """Readings of every machine, keyed by machine; returns the readings produced."""
+    producer = Producer({**settings.kafka.client_config(), "linger.ms": 5, "acks": "all"})
+    now_ms = int(time.time() * 1000)
+    produced = 0
+    for seq in range(MESSAGES_PER_MACHINE):
+        for machine in MACHINES:
+            readings = [
+                {"sensor_id": s, "kind": "temperature", "value": seq + j / 10, "unit": "C", "seq": seq}
+                for j, s in enumerate(SENSORS)
+            ]
+            producer.produce(settings.kafka.readings_topic, encode(machine, now_ms - 60_000 + seq, readings),
+                             machine.encode())  # fmt: skip
+            produced += len(readings)
+    assert producer.flush(30) == 0
+    return produced
+
+
+def test_each_machine_lands_once_on_its_shard_through_the_distributed_table(cluster: Settings, tmp_path: Path) -> None:
+    began = time.monotonic()
+    produced = produce(cluster)
+    env = {
+        **os.environ,
+        **environment(cluster),
+        "PLANTWATCH_INGEST__CONSUMER_GROUP": f"{cluster.kafka.readings_topic}.ingest",
+        "PLANTWATCH_INGEST__FLUSH_INTERVAL_SECONDS": "0.5",
+        "PLANTWATCH_INGEST__SESSION_TIMEOUT_MS": "6000",
+    }
+    log = tmp_path / "ingest.log"
+    ingest = subprocess.Popen([sys.executable, "-m", "streams.ingest"], cwd=PROJECT_ROOT, env=env,
+                              stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
+    admin = warehouse.client(cluster)
+    try:
+        landed = 0
+        while time.monotonic() - began < DEADLINE_SECONDS:
+            landed = admin.query("SELECT count() FROM readings_raw").result_rows[0][0]
+            if landed >= produced or ingest.poll() is not None:
+                break
+            time.sleep(0.5)
+        assert landed == produced, log.read_text()[-3000:]
+    finally:
+        ingest.terminate()
+        ingest.wait(30)
+
+    # Through the Distributed table: everything once, the view too.
+    assert admin.query("SELECT count() FROM readings").result_rows[0][0] == produced
+    # On each shard: only the machines that hash to it, each reading once.
+    expected = {m: len(SENSORS) * MESSAGES_PER_MACHINE for m in MACHINES}
+    everywhere: Counter[str] = Counter()
+    for shard in range(cluster.clickhouse.shards):
+        node = warehouse.client(warehouse.node_settings(cluster, shard))
+        rows = node.query(
+            "SELECT machine_id, count(), uniqExact(machine_id, sensor_id, event_time, seq), "
+            "any(cityHash64(machine_id) % 2) FROM readings_raw_local GROUP BY machine_id"
+        ).result_rows
+        for machine, count, unique, hashed_shard in rows:
+            assert hashed_shard == shard, f"{machine} on shard {shard}"
+            assert count == unique == expected[machine]
+            everywhere[machine] += count
+    assert everywhere == expected  # every machine on exactly one shard, all of its readings
+    assert all(n for n in everywhere.values())
+    assert time.monotonic() - began < DEADLINE_SECONDS
+
+
+def test_a_shard_may_connect_but_still_not_start_programs(tmp_path: Path) -> None:
+    """A shard's seccomp filter (--allow-connect) forbids starting programs only: it must reach the other shard."""
+    code = (
+        "import os, socket\n"
+        "from plantwatch.stack.sandbox import forbid_exec_and_connect\n"
+        "server = socket.socket(); server.bind(('127.0.0.1', 0)); server.listen()\n"
+        "assert forbid_exec_and_connect(connect=False)\n"
+        "socket.create_connection(server.getsockname(), timeout=2).close()\n"
+        "try:\n"
+        "    os.execv('/bin/true', ['true'])\n"
+        "except PermissionError:\n"
+        "    print('refused', end='')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                            timeout=30, check=False)  # fmt: skip
+    assert result.stdout == "refused", result.stderr
