@@ -336,6 +336,8 @@ def test_topics_are_the_settings_topics_replicated(monkeypatch: pytest.MonkeyPat
     topics = every("KafkaTopic")
     assert sorted(t["spec"]["topicName"] for t in topics) == sorted(topic_names(settings))
     broker_count = sum(p["spec"]["replicas"] for p in brokers)
+    # The apps' settings say the same (what `plantwatch db migrate` would create the topics with).
+    assert (settings.kafka.replication_factor, settings.kafka.min_insync_replicas) == (3, 2)
     for topic in topics:
         assert topic["metadata"]["labels"]["strimzi.io/cluster"] == kafka["metadata"]["name"]
         assert topic["spec"]["partitions"] == settings.kafka.partitions
@@ -452,6 +454,15 @@ def test_clickhouse_is_2_shards_of_2_replicas_on_keeper() -> None:
 def test_the_apps_point_at_the_clickhouse_installation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     chi = one("ClickHouseInstallation")
     settings = app_settings(monkeypatch, tmp_path)
+    # The apps' cluster is the installation's: its name (the operator's remote_servers entry), shards and replicas,
+    # replicated (plantwatch/warehouse.py then renders ReplicatedMergeTree ON CLUSTER under Distributed tables).
+    (cluster,) = chi["spec"]["configuration"]["clusters"]
+    assert settings.clickhouse.cluster == cluster["name"]
+    assert (settings.clickhouse.shards, settings.clickhouse.replicas) == (
+        cluster["layout"]["shardsCount"],
+        cluster["layout"]["replicasCount"],
+    )
+    assert settings.clickhouse.replicated
     service, spec = service_name(chi, "{chi}")
     assert settings.clickhouse.host == f"{service}.{chi['metadata']['namespace']}.svc"
     assert spec["type"] == "ClusterIP"
