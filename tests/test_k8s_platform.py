@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -226,6 +227,20 @@ def test_the_renderer_refuses_what_it_does_not_know(tmp_path: Path) -> None:
     )
     with pytest.raises(AssertionError, match="patches"):
         render(tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="no kubectl here: the renderer above stands alone")
+def test_the_renderer_agrees_with_kustomize() -> None:
+    """Where a kubectl is installed, its built-in kustomize renders the same objects as render() (a cross-check of
+    the renderer, not something the other tests need)."""
+    built = subprocess.run(["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr
+    theirs = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
+
+    def by_name(docs: list[dict] | tuple[dict, ...]) -> dict[tuple[str, str], dict]:
+        return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+    assert by_name(theirs) == by_name(stack())
 
 
 # --- schemas -----------------------------------------------------------------------------------------------------
