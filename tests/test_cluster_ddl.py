@@ -167,11 +167,23 @@ def test_cluster_ddl_parses(tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stdout == "parsed", result.stderr[-2000:]
 
 
-def test_dbt_profile_takes_the_cluster_and_is_empty_by_default() -> None:
+@pytest.mark.parametrize(
+    ("env", "cluster"),
+    [
+        ({}, ""),  # dbt-clickhouse: an empty cluster is no cluster (no ON CLUSTER), the single-node default
+        ({"PLANTWATCH_CLICKHOUSE__CLUSTER": "plantwatch"}, "plantwatch"),
+        ({"DBT_PLANTWATCH_CLUSTER": "prod", "PLANTWATCH_CLICKHOUSE__CLUSTER": "plantwatch"}, "prod"),
+        # The local cluster's engine refuses ON CLUSTER: dbt runs there without it.
+        ({"PLANTWATCH_CLICKHOUSE__CLUSTER": "plantwatch", "PLANTWATCH_CLICKHOUSE__REPLICATED": "false"}, ""),
+    ],
+)
+def test_dbt_profile_takes_the_cluster(env: dict[str, str], cluster: str) -> None:
+    import jinja2
+
     profile = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "profiles.yml").read_text())
-    cluster = profile["plantwatch"]["outputs"]["default"]["cluster"]
-    # dbt-clickhouse: an empty cluster is no cluster (no ON CLUSTER): the single-node default.
-    assert cluster == "{{ env_var('DBT_PLANTWATCH_CLUSTER', env_var('PLANTWATCH_CLICKHOUSE__CLUSTER', '')) }}"
+    template = profile["plantwatch"]["outputs"]["default"]["cluster"]
+    rendered = jinja2.Template(template).render(env_var=lambda name, default="": env.get(name, default))
+    assert rendered == cluster
 
 
 def test_clients_send_the_cluster_client_settings(monkeypatch: pytest.MonkeyPatch) -> None:
