@@ -10,7 +10,9 @@ and 28123/29000: never the single-node stack's), then:
   Distributed table (distributed_foreground_insert = 1), and straight into each shard's local table (best of two
   rounds each, into a scratch database);
 - ingest: one `python -m streams.ingest` process lands the produced readings through the Distributed table;
-  steady readings/s between 20% and 95% of the rows (bench/ingest.py's method), and its readings per CPU-second.
+  steady readings/s between 20% and 95% of the rows (bench/ingest.py's method), and its readings per CPU-second;
+- transform: the first `dbt build` (parse, seeds, every model and test) on shard 1 over the Distributed sources,
+  over the readings just landed (the local cluster runs the transform on one node: docs/scale-out.md).
 
 Everything shares this machine's cores (the brokers, the shards, the producer, the ingest, and whatever else runs):
 a second shard or broker here adds work on the same CPUs, it does not add CPUs. docs/scale-out.md reads the
@@ -43,6 +45,7 @@ from plantwatch.settings import PROJECT_ROOT, Settings, environment, get_setting
 from plantwatch.stack import Stack
 from plantwatch.stack.cluster import local_cluster
 from plantwatch.topics import ensure_topics
+from plantwatch.transform import Transformer
 
 CONFIGURATIONS = [(1, 1), (3, 1), (3, 2)]  # (brokers, shards)
 COLUMN_TYPES = [c.clickhouse_type for c in COLUMNS]
@@ -59,6 +62,7 @@ class Figures:
     ingest_rate: float = 0.0
     ingest_per_cpu_second: float = 0.0
     broker_cpu_seconds: float = 0.0
+    transform_seconds: float = 0.0  # the first `dbt build` over what the ingest landed (parse included)
 
 
 def fresh_cluster(base: Settings, brokers: int, shards: int) -> Settings:
@@ -167,7 +171,7 @@ def measure_ingest(cluster: Settings, figures: Figures, expected: int) -> None:
         proc.wait(30)
 
 
-def run(base: Settings, brokers: int, shards: int, messages: int, insert_rows: int) -> Figures:
+def run(base: Settings, brokers: int, shards: int, messages: int, insert_rows: int, transform: bool) -> Figures:
     cluster = fresh_cluster(base, brokers, shards)
     stack = Stack(cluster)
     figures = Figures(brokers, shards)
@@ -182,6 +186,8 @@ def run(base: Settings, brokers: int, shards: int, messages: int, insert_rows: i
         figures.broker_cpu_seconds = process_cpu(stack, "kafka") - cpu
         measure_inserts(cluster, figures, insert_rows)
         measure_ingest(cluster, figures, messages * len(SENSORS))
+        if transform:
+            figures.transform_seconds = Transformer(cluster).build().seconds
     finally:
         stack.down()
         shutil.rmtree(cluster.state_dir.parent, ignore_errors=True)
@@ -192,21 +198,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=60_000, help="messages of 8 readings produced per run")
     parser.add_argument("--insert-rows", type=int, default=500_000, help="rows inserted per insert measurement")
+    parser.add_argument("--no-transform", action="store_true", help="skip the dbt build on each cluster")
     args = parser.parse_args()
     base = get_settings()
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {args.messages * len(SENSORS):,} readings per run",
           file=sys.stderr)  # fmt: skip
     results = []
     for brokers, shards in CONFIGURATIONS:
-        results.append(run(base, brokers, shards, args.messages, args.insert_rows))
+        results.append(run(base, brokers, shards, args.messages, args.insert_rows, not args.no_transform))
     print()
     print(f"{'brokers':>7} {'RF':>3} {'shards':>6} | {'produce r/s':>12} {'broker CPU-s':>12} | "
-          f"{'insert via Distributed':>22} {'insert per shard':>22} | {'ingest r/s':>11} {'r/CPU-s':>9}")  # fmt: skip
+          f"{'insert via Distributed':>22} {'insert per shard':>22} | {'ingest r/s':>11} {'r/CPU-s':>9} | "
+          f"{'dbt build s':>11}")  # fmt: skip
     for f in results:
         per_shard = " + ".join(f"{rate / 1e6:.2f}M" for rate in f.shard_insert_rates)
         print(f"{f.brokers:>7} {min(f.brokers, 3):>3} {f.shards:>6} | {f.produce_rate:>12,.0f} "
               f"{f.broker_cpu_seconds:>12.1f} | {f.distributed_insert_rate:>22,.0f} {per_shard:>22} | "
-              f"{f.ingest_rate:>11,.0f} {f.ingest_per_cpu_second:>9,.0f}")  # fmt: skip
+              f"{f.ingest_rate:>11,.0f} {f.ingest_per_cpu_second:>9,.0f} | {f.transform_seconds:>11.1f}")  # fmt: skip
     print("\nreadings/s unless said; every reading landed once (view count == produced) in each run; "
           "insert per shard: each shard's local table on its own, one after the other", file=sys.stderr)  # fmt: skip
 
