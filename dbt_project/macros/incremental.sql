@@ -85,16 +85,15 @@ group by machine_id
 -#}
 {% macro latest_rows_where(relation, keys, condition) %}
 {%- set key = keys | join(', ') -%}
-select candidates.*
-from (select * from {{ relation }} where {{ condition }}) as candidates
-inner join (
-    select {{ key }}, max(computed_at) as latest_version
+select *
+from (
+    select *
     from {{ relation }}
     where ({{ key }}) in (select {{ key }} from {{ relation }} where {{ condition }})
-    group by {{ key }}
-) as latest using ({{ key }})
-where candidates.computed_at = latest.latest_version
-limit 1 by {{ key }}
+    order by {{ key }}, computed_at desc
+    limit 1 by {{ key }}
+)
+where {{ condition }}
 {% endmacro %}
 
 {#-

@@ -41,11 +41,19 @@ with_context as (
 {#- a commissioning baseline's calibrating windows, wherever they lie; the reference windows of trailing blocks -#}
 {%- for name, relation in [('scoped_machine_scores', 'machine_scores'), ('scoped_sensor_scores', 'sensor_scores')] %}
 {{ name }} as (
+    -- two disjoint reads rather than one with an `or`, so that each prunes by its own index (the window_start of
+    -- the primary key, the calibrating minmax)
+    select {{ relation }}.*
+    from {{ relation }}
+    where {{ relation }}.machine_id in (select machine_id from with_context) and {{ relation }}.calibrating
+    union all
     select {{ relation }}.*
     from {{ relation }}
     inner join with_context on {{ relation }}.machine_id = with_context.machine_id
     where {{ relation }}.machine_id in (select machine_id from with_context)
-      and ({{ relation }}.calibrating or {{ relation }}.window_start >= with_context.context_since)
+      and not {{ relation }}.calibrating
+      and {{ relation }}.window_start >= with_context.context_since
+      and {{ relation }}.window_start >= (select min(context_since) from with_context)
 ),
 {% endfor %}
 sensor_maxima as (

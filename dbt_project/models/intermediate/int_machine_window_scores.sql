@@ -4,8 +4,10 @@
     engine='ReplacingMergeTree(computed_at)',
     order_by='(machine_id, window_start)',
     partition_by='toYYYYMM(window_start)',
+    settings={'index_granularity': var('window_table_index_granularity')},
     indexes=[
         {'name': 'computed_at_minmax', 'definition': 'computed_at TYPE minmax GRANULARITY 1'},
+        {'name': 'calibrating_minmax', 'definition': 'calibrating TYPE minmax GRANULARITY 1'},
         {'name': 'multivariate_minmax', 'definition': 'multivariate_score TYPE minmax GRANULARITY 1'},
         {'name': 'level_minmax', 'definition': 'level_score TYPE minmax GRANULARITY 1'},
     ],

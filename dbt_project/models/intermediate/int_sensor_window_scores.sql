@@ -4,8 +4,10 @@
     engine='ReplacingMergeTree(computed_at)',
     order_by='(machine_id, sensor_id, window_start)',
     partition_by='toYYYYMM(window_start)',
+    settings={'index_granularity': var('window_table_index_granularity')},
     indexes=[
         {'name': 'computed_at_minmax', 'definition': 'computed_at TYPE minmax GRANULARITY 1'},
+        {'name': 'calibrating_minmax', 'definition': 'calibrating TYPE minmax GRANULARITY 1'},
         {'name': 'level_score_minmax', 'definition': 'level_score TYPE minmax GRANULARITY 1'},
         {'name': 'spike_score_minmax', 'definition': 'spike_score TYPE minmax GRANULARITY 1'},
         {'name': 'drift_score_minmax', 'definition': 'drift_score TYPE minmax GRANULARITY 1'},

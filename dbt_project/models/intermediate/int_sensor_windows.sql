@@ -4,6 +4,7 @@
     engine='ReplacingMergeTree(computed_at)',
     order_by='(machine_id, sensor_id, window_start)',
     partition_by='toYYYYMM(window_start)',
+    settings={'index_granularity': var('window_table_index_granularity')},
     indexes=[{'name': 'computed_at_minmax', 'definition': 'computed_at TYPE minmax GRANULARITY 1'}],
 ) }}
 -- One row per machine, sensor and detector window (the machine's window length, int_machine_cadence): the window's

@@ -65,10 +65,12 @@ sensor_faults as (
     inner join cadence on scores.machine_id = cadence.machine_id
 ),
 
-suppressed_sensor_windows as (
+-- what a sensor fault suppresses: the sensor's windows near it (sensor_id) and the machine's ('', for the detectors
+-- that read all its sensors)
+suppressed_windows as (
     select distinct
         machine_id,
-        sensor_id,
+        arrayJoin([sensor_id, '']) as sensor_id,
         arrayJoin(arrayMap(
             k -> window_start + toIntervalMillisecond(k * window_ms),
             range(-{{ reach }} - toInt64(still_before), {{ reach + 1 }})
@@ -76,25 +78,19 @@ suppressed_sensor_windows as (
     from sensor_faults
 ),
 
-suppressed_machine_windows as (
-    select distinct machine_id, window_start
-    from suppressed_sensor_windows
-),
-
+-- each score table read once: the sensor detectors unpivoted, one row per detector
 candidates as (
-    {%- for detector in ['level', 'spike'] %}
     select
-        machine_id, sensor_id, '{{ detector }}' as flag_kind, window_start, window_end, baseline_kind,
-        baseline_version, calibrating, {{ detector }}_score as score, score as now
+        machine_id, sensor_id, detector.1 as flag_kind, window_start, window_end, baseline_kind, baseline_version,
+        calibrating, detector.2 as score, detector.3 as now
     from sensor_scores
-    union all
-    {%- endfor %}
     -- a drift needs the window's own residual on the drift's side too (half the threshold): the smoothed score
     -- lags, and would go on flagging for windows after the sensor came back
-    select
-        machine_id, sensor_id, 'drift' as flag_kind, window_start, window_end, baseline_kind, baseline_version,
-        calibrating, abs(drift_score) as score, 2 * residual * sign(drift_score) as now
-    from sensor_scores
+    array join [
+        ('level', level_score, level_score),
+        ('spike', spike_score, spike_score),
+        ('drift', abs(drift_score), 2 * residual * sign(drift_score))
+    ] as detector
     union all
     select
         machine_id, '' as sensor_id, 'multivariate' as flag_kind, window_start, window_end, baseline_kind,
@@ -174,36 +170,27 @@ spec_flags as (
     group by machine_id, sensor_id, window_start
 ),
 
-sensor_level_flags as (
-    select * from spec_flags
+flags as (
+    select *, sensor_id as suppressed_by from spec_flags
     union all
-    select * from statistical_flags where flag_kind in ('level', 'spike')
-),
-
-machine_level_flags as (
-    select * from statistical_flags where flag_kind in ('drift', 'multivariate')
-),
-
-unsuppressed_sensor_level as (
-    select flags.*
-    from sensor_level_flags as flags
-    left anti join suppressed_sensor_windows as suppressed
-        on flags.machine_id = suppressed.machine_id
-        and flags.sensor_id = suppressed.sensor_id
-        and flags.window_start = suppressed.window_start
-),
-
-unsuppressed_machine_level as (
-    select flags.*
-    from machine_level_flags as flags
-    left anti join suppressed_machine_windows as suppressed
-        on flags.machine_id = suppressed.machine_id and flags.window_start = suppressed.window_start
+    -- drift and multivariate read all the machine's sensors: a fault on any of them suppresses them
+    select *, if(flag_kind in ('drift', 'multivariate'), '', sensor_id) as suppressed_by from statistical_flags
 ),
 
 anomaly_flags as (
-    select machine_id, sensor_id, flag_kind, window_start, window_end, score, severity from unsuppressed_sensor_level
-    union all
-    select machine_id, sensor_id, flag_kind, window_start, window_end, score, severity from unsuppressed_machine_level
+    select
+        flags.machine_id as machine_id,
+        flags.sensor_id as sensor_id,
+        flags.flag_kind as flag_kind,
+        flags.window_start as window_start,
+        flags.window_end as window_end,
+        flags.score as score,
+        flags.severity as severity
+    from flags
+    left anti join suppressed_windows as suppressed
+        on flags.machine_id = suppressed.machine_id
+        and flags.suppressed_by = suppressed.sensor_id
+        and flags.window_start = suppressed.window_start
 )
 
 select * from anomaly_flags
