@@ -12,17 +12,26 @@ Latency: produce at a steady 10k readings/s with event time = produce time, and 
 from the raw table (``ingested_at`` is set by ClickHouse at insert).
 
     .venv/bin/python bench/ingest.py [--readings 2000000]
+    .venv/bin/python bench/ingest.py --profile     # only the ingest, with where its CPU goes per message
+
+``--profile`` runs one ingest process under cProfile (CPU time of each thread, profiled over the same steady window
+only) and prints its CPU per message by part: librdkafka's consume and its message objects, decoding, the
+conflict check, column batches, the Quix Streams loop and checkpoints, serialising the inserts, HTTP, metrics, and
+librdkafka's own threads (from /proc). The profiler itself slows the Python parts: read it as shares.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 import psutil
@@ -154,7 +163,9 @@ def watch(settings: Settings, name: str, expected: int, timeout: float, processe
     return steady(name, landed_samples(settings, name, expected, timeout, processes), expected)
 
 
-def ingest_processes(settings: Settings, topic: str, n: int) -> list[subprocess.Popen]:
+def ingest_processes(
+    settings: Settings, topic: str, n: int, command: list[str] | None = None, log: Path | None = None
+) -> list[subprocess.Popen]:
     env = {
         **os.environ,
         "PLANTWATCH_KAFKA__READINGS_TOPIC": topic,
@@ -165,11 +176,11 @@ def ingest_processes(settings: Settings, topic: str, n: int) -> list[subprocess.
     }
     return [
         subprocess.Popen(
-            [sys.executable, "-m", "streams.ingest"],
+            command or [sys.executable, "-m", "streams.ingest"],
             env=env,
             cwd=PROJECT_ROOT,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=log.open("ab") if log else subprocess.DEVNULL,
         )
         for _ in range(n)
     ]
@@ -192,6 +203,168 @@ def run_ingest(settings: Settings, topic: str, expected: int, processes: int) ->
     finally:
         stop(procs)
         drop(mine)
+
+
+# The ingest with its hot functions timed (CPU time of the calling thread, time.thread_time) between SIGUSR1 and
+# SIGUSR2 (the bench's steady window), written as JSON at SIGUSR2. Each timer costs a microsecond a call, and the
+# timed functions run once per run of messages or per insert, so the figures stay close to the unprofiled ones.
+PROFILED_INGEST = """
+import collections, json, signal, sys, time
+from pathlib import Path
+
+import clickhouse_connect.driver.transform as transform
+import quixstreams.kafka.consumer as consumer
+import streams.clickhouse_sink as sink
+import streams.dead_letter as dead_letter
+import streams.ingest as ingest
+import streams.message_batches as message_batches
+
+spent, counting = collections.Counter(), [False]
+
+def timed(owner, name, part, generator=False):
+    function = getattr(owner, name, None)
+    if function is None:  # not in this version of the code
+        return
+
+    def call(*args, **kwargs):
+        began = time.thread_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if counting[0]:
+                spent[part] += time.thread_time() - began
+
+    def each(*args, **kwargs):  # a generator: the time of each step (clickhouse-connect serialises while sending)
+        steps = function(*args, **kwargs)
+        while True:
+            began = time.thread_time()
+            try:
+                step = next(steps)
+            except StopIteration:
+                return
+            finally:
+                if counting[0]:
+                    spent[part] += time.thread_time() - began
+            yield step
+
+    wrapper = each if generator else call
+    static = isinstance(vars(owner).get(name), staticmethod)
+    setattr(owner, name, staticmethod(wrapper) if static else wrapper)
+
+timed(consumer.BaseConsumer, "consume", "consume")
+timed(ingest, "record_lag", "metrics")
+timed(dead_letter.DeadLetterQueue, "readings_or_dead_letter", "run")
+read_run = dead_letter.DeadLetterQueue.readings_or_dead_letter
+
+def counted(self, run):
+    if counting[0]:
+        spent["runs"] += 1
+        spent["run messages"] += len(run)
+    return read_run(self, run)
+
+dead_letter.DeadLetterQueue.readings_or_dead_letter = counted
+for name in ("decode_many", "decode_run"):
+    timed(dead_letter, name, "decode")
+timed(dead_letter, "without_conflicts", "conflicts")
+timed(sink.ClickHouseSink, "add", "add")
+timed(sink.ClickHouseSink, "flush", "checkpoint")
+timed(message_batches.MessageRunConsumer, "commit", "checkpoint")
+timed(sink.ClickHouseSink, "write", "write")
+timed(transform.NativeTransform, "build_insert", "serialise", generator=True)
+timed(sink, "insert_block", "serialise")
+
+def start(*_):
+    spent.clear()
+    counting[0] = True
+
+def stop(*_):
+    counting[0] = False
+    (Path(sys.argv[1]) / "parts.json").write_text(json.dumps(spent))
+
+signal.signal(signal.SIGUSR1, start)
+signal.signal(signal.SIGUSR2, stop)
+ingest.main()
+"""
+
+
+def thread_cpu(pid: int) -> dict[tuple[int, str], float]:
+    """CPU seconds (user + system) of each thread of a process, by (thread id, name), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    threads = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        threads[(int(task.name), name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return threads
+
+
+def cpu_breakdown(parts: dict[str, float], threads: dict[tuple[int, str], float], pid: int) -> list[tuple[str, float]]:
+    """CPU seconds by part of the ingest: timed functions, and each thread's CPU time from /proc for the rest."""
+    part = parts.get
+    main = sum(cpu for (tid, _), cpu in threads.items() if tid == pid)
+    rdkafka = sum(cpu for (_, name), cpu in threads.items() if name.startswith("rdk:"))
+    write = part("write", 0.0)
+    timed_main = [
+        ("main: librdkafka consume() and its message objects", part("consume", 0.0) - part("metrics", 0.0)),
+        ("main: the run's message fields (value(), offset()), DLQ", part("run", 0.0) - part("decode", 0.0)
+         - part("conflicts", 0.0)),
+        ("main: decode + validate (a run at once)", part("decode", 0.0)),
+        ("main: conflicting duplicates check", part("conflicts", 0.0)),
+        ("main: column batches (sink add, dedup checksum)", part("add", 0.0)),
+        ("main: checkpoints (DLQ flush, insert hand-off, commit)", part("checkpoint", 0.0)),
+        ("main: metrics (librdkafka stats -> lag gauge)", part("metrics", 0.0)),
+    ]  # fmt: skip
+    return [
+        *timed_main,
+        ("main: Quix Streams loop, dataframe, the rest", main - sum(seconds for _, seconds in timed_main)),
+        ("insert thread: serialise the block for ClickHouse", part("serialise", 0.0)),
+        ("insert thread: HTTP request and answer, the rest", write - part("serialise", 0.0)),
+        ("librdkafka threads (fetch, decompress)", rdkafka),
+        ("other threads (/metrics server, ...)", sum(threads.values()) - main - rdkafka - write),
+    ]
+
+
+def run_profiled(settings: Settings, topic: str, expected: int) -> None:
+    """One ingest process with its hot functions timed; prints where its CPU goes per message (steady window)."""
+    mine = database_settings(settings, f"bench_profile_{uuid.uuid4().hex[:6]}")
+    out = Path(tempfile.mkdtemp(prefix="plantwatch-profile-"))
+    (proc,) = ingest_processes(mine, topic, 1, [sys.executable, "-c", PROFILED_INGEST, str(out)], out / "ingest.log")
+    client = warehouse.client(mine)
+    table = mine.clickhouse.raw_readings_table
+    window: list[tuple[float, int, dict[tuple[int, str], float]]] = []
+    try:
+        deadline = time.monotonic() + 600
+        for share, sig in zip(STEADY, (signal.SIGUSR1, signal.SIGUSR2), strict=True):
+            while (count := client.command(f"SELECT count() FROM {table}")) < share * expected:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    log = (out / "ingest.log").read_text()[-3000:]
+                    raise TimeoutError(f"profiled ingest: {count} of {expected} rows; its log ends with:\n{log}")
+                time.sleep(0.05)
+            proc.send_signal(sig)
+            window.append((time.monotonic(), count, thread_cpu(proc.pid)))
+        while not (out / "parts.json").exists() and proc.poll() is None:
+            time.sleep(0.05)
+    finally:
+        stop([proc])
+        drop(mine)
+    (began, first, before), (ended, last, after) = window
+    parts = orjson.loads((out / "parts.json").read_bytes())
+    threads = {key: cpu - before.get(key, 0.0) for key, cpu in after.items()}
+    messages = (last - first) / len(SENSORS)
+    total = sum(threads.values())
+    print(f"\nwhere the ingest's CPU goes: {messages:,.0f} messages of {len(SENSORS)} readings in "
+          f"{ended - began:.1f} s ({(last - first) / (ended - began):,.0f} readings/s, "
+          f"{(last - first) / total:,.0f} per CPU-second)")  # fmt: skip
+    print(f"  {'part':60} {'us/message':>10} {'share':>6}")
+    for name, seconds in cpu_breakdown(parts, threads, proc.pid):
+        print(f"  {name:60} {seconds / messages * 1e6:10.2f} {seconds / total:6.0%}")
+    print(f"  {'whole process (every thread, /proc)':60} {total / messages * 1e6:10.2f} {1:6.0%}")
+    if parts.get("runs"):
+        print(f"  runs of messages through the pipeline: {parts['runs']:,.0f}, "
+              f"{parts['run messages'] / parts['runs']:,.0f} messages each on average")  # fmt: skip
 
 
 def consumer(settings: Settings, topic: str) -> Consumer:
@@ -329,6 +502,7 @@ def main() -> None:
     parser.add_argument("--readings", type=int, default=2_000_000, help="readings in the throughput topic")
     parser.add_argument("--naive-messages", type=int, default=200)
     parser.add_argument("--latency-seconds", type=float, default=15.0)
+    parser.add_argument("--profile", action="store_true", help="only the ingest, profiled: where its CPU goes")
     args = parser.parse_args()
     settings = get_settings()
     admin = AdminClient(settings.kafka.client_config())
@@ -339,6 +513,12 @@ def main() -> None:
     began = time.monotonic()
     produce(settings, topic, messages)
     print(f"produced in {time.monotonic() - began:.1f}s", flush=True)
+    if args.profile:
+        try:
+            run_profiled(settings, topic, expected)
+        finally:
+            admin.delete_topics([topic, f"{topic}.dlq"])
+        return
     try:
         results = []
         for run in (
