@@ -1,19 +1,21 @@
-"""A Quix Streams sink that lands readings in the ClickHouse raw table, in columnar inserts.
+"""A Quix Streams sink that lands readings in the ClickHouse raw table, in columnar inserts (Arrow format).
 
-Each run of messages' readings (``streams.message_batches.RunReadings``) is appended to its partition's open batch,
-as columns. Once a batch holds ``insert_rows`` rows it is handed to a background thread that inserts it (columnar,
-through clickhouse-connect) while consumption goes on; at each Quix Streams checkpoint ``flush()`` inserts the open
-batches of all partitions together and waits for every insert to be acknowledged, and only then are the offsets
-committed (at-least-once). The overlap matters: half of an insert's time is ClickHouse working, and the consumer
+Each run of messages' readings (``streams.message_batches.RunReadings``, an Arrow table) is appended to its
+partition's open batch as a slice of that table (no copy). Once a batch holds ``insert_rows`` rows it is handed to a
+background thread that inserts it while consumption goes on; at each Quix Streams checkpoint ``flush()`` inserts the
+open batches of all partitions together and waits for every insert to be acknowledged, and only then are the offsets
+committed (at-least-once). An insert is its batches' slices made one Arrow record batch, sent as an Arrow stream:
+nothing is converted value by value (clickhouse-connect's Native format from Python lists cost ~7x the CPU,
+bench/ingest.py --profile). The overlap matters: half of an insert's time is ClickHouse working, and the consumer
 loop need not wait for it.
 
 A redelivered batch (the app died after an insert, before the commit) is dropped twice over:
-- every insert carries ``insert_deduplication_token`` = topic/partition/first-last offset/checksum of the
-  messages' bytes of each batch in it, and the raw table keeps a ``non_replicated_deduplication_window``: a retried
-  insert of the same messages is dropped by ClickHouse (batches are cut at the same offsets again when the same
-  messages are replayed from the same committed offset). The checksum is what tells a topic deleted and created
-  again (offsets from 0 again, other messages) from a redelivery: offsets alone repeated, and ClickHouse dropped
-  the new readings as duplicates, silently;
+- every insert carries ``insert_deduplication_token`` = topic/partition/first-last offset/checksum (128 bits of
+  SHA-1, twice as fast as BLAKE2b here) of the messages' bytes of each batch in it, and the raw table keeps a
+  ``non_replicated_deduplication_window``: a retried insert of the same messages is dropped by ClickHouse (batches
+  are cut at the same offsets again when the same messages are replayed from the same committed offset). The
+  checksum is what tells a topic deleted and created again (offsets from 0 again, other messages) from a
+  redelivery: offsets alone repeated, and ClickHouse dropped the new readings as duplicates, silently;
 - a batch cut differently on redelivery still carries readings with the same sort key, which the
   ReplacingMergeTree folds away; the ``readings`` view (``FINAL``) shows them once even before a merge.
 """
@@ -26,24 +28,23 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import accumulate, chain
+from itertools import accumulate
 from typing import Any
 
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
-from clickhouse_connect.driver.insert import InsertContext
 from quixstreams.models import HeadersTuples
 from quixstreams.sinks import BatchingSink, SinkBackpressureError
 from quixstreams.sinks.base import SinkBatch
 
 from plantwatch import warehouse
-from plantwatch.reading import COLUMN_NAMES, COLUMNS
+from plantwatch.reading import ARROW_SCHEMA, COLUMN_NAMES
 from plantwatch.settings import Settings
 from streams.message_batches import RunReadings
 from streams.metrics import BATCH_INSERT_SECONDS, MESSAGES_CONSUMED, READINGS_LANDED
 
 logger = logging.getLogger(__name__)
-COLUMN_TYPES = [c.clickhouse_type for c in COLUMNS]
 RETRY_AFTER_SECONDS = 5.0
 # ClickHouse up but pushing back, or unsure whether an insert landed: worth a pause and a replay, like an outage.
 # Anything else (access denied, a missing table or column) is a configuration error, and stops the app.
@@ -54,15 +55,16 @@ RETRYABLE_SERVER_ERRORS = frozenset({
 
 
 class ColumnBatch(SinkBatch):
-    """One partition's readings from a run of consecutive offsets, as columns (COLUMNS order)."""
+    """One partition's readings from a run of consecutive offsets, as slices of the runs' Arrow tables."""
 
     def __init__(self, topic: str, partition: int, first_offset: int) -> None:
         super().__init__(topic, partition)
-        self.columns: list[list[Any]] = [[] for _ in COLUMNS]
+        self.tables: list[pa.Table] = []
+        self._rows = 0
         self.first_offset = first_offset
         self.last_offset = first_offset
         self.messages = 0
-        self._checksum = hashlib.blake2b(digest_size=16)
+        self._checksum = hashlib.sha1(usedforsecurity=False)
 
     @property
     def size(self) -> int:
@@ -77,12 +79,13 @@ class ColumnBatch(SinkBatch):
 
     @property
     def rows(self) -> int:
-        return len(self.columns[0])
+        return self._rows
 
-    def extend(self, run: RunReadings, messages: slice, readings: slice) -> None:
-        """Append a slice of a run: its messages (for the offsets) and their readings (columns)."""
-        for column, values in zip(self.columns, run.columns, strict=True):
-            column.extend(values[readings])
+    def extend(self, run: RunReadings, messages: slice, first_reading: int, end_reading: int) -> None:
+        """Append a slice of a run: its messages (for the offsets) and their readings."""
+        if end_reading > first_reading:
+            self.tables.append(run.readings.slice(first_reading, end_reading - first_reading))
+            self._rows += end_reading - first_reading
         offsets = run.offsets[messages]
         self.last_offset = offsets[-1]
         self.messages += len(offsets)
@@ -92,7 +95,8 @@ class ColumnBatch(SinkBatch):
     def deduplication_token(self) -> str:
         """Where the batch's messages were read and a checksum of their bytes: the same for the same messages
         read again, different for other messages at the same offsets (a topic deleted and created again)."""
-        return f"{self.topic}/{self.partition}/{self.first_offset}-{self.last_offset}/{self._checksum.hexdigest()}"
+        checksum = self._checksum.hexdigest()[:32]
+        return f"{self.topic}/{self.partition}/{self.first_offset}-{self.last_offset}/{checksum}"
 
 
 class ClickHouseSink(BatchingSink):
@@ -106,7 +110,6 @@ class ClickHouseSink(BatchingSink):
         self._insert_rows = insert_rows
         self._flush_first = flush_first
         self._client: Client | None = None
-        self._context: InsertContext | None = None
         # One thread: inserts stay in order and the client is never shared between threads.
         self._inserter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse-insert")
         self._inserts: list[Future[None]] = []
@@ -121,13 +124,6 @@ class ClickHouseSink(BatchingSink):
             # No HTTP session: an insert abandoned on timeout would keep the session locked on the server, and the
             # replay would fail with SESSION_IS_LOCKED instead of landing.
             autogenerate_session_id=False,
-        )
-        # One insert context for every insert: clickhouse-connect's context refers to itself (a bound method kept as
-        # an attribute) and to the last data inserted through it, so a context per insert is freed only by Python's
-        # cyclic collector, which the ingest runs rarely (streams.ingest.tune_gc): every batch inserted stayed in
-        # memory (1.1 -> 1.9 -> 2.7 GB over three rounds of bench/ingest_memory.py). Reused, it holds one batch.
-        self._context = self._client.create_insert_context(
-            self._table, column_names=COLUMN_NAMES, column_type_names=COLUMN_TYPES, column_oriented=True
         )
 
     def add(
@@ -155,9 +151,9 @@ class ClickHouseSink(BatchingSink):
                 batch = self._batches[(topic, partition)] = ColumnBatch(topic, partition, value.offsets[first_message])
             last = bisect_left(ends, first_reading + self._insert_rows - batch.rows, lo=first_message)
             if last >= len(ends):  # the batch takes the rest of the run and stays open
-                batch.extend(value, slice(first_message, None), slice(first_reading, None))
+                batch.extend(value, slice(first_message, None), first_reading, ends[-1])
                 return
-            batch.extend(value, slice(first_message, last + 1), slice(first_reading, ends[last]))
+            batch.extend(value, slice(first_message, last + 1), first_reading, ends[last])
             del self._batches[(topic, partition)]
             self._inserts.append(self._inserter.submit(self.write, [batch]))
             first_message, first_reading = last + 1, ends[last]
@@ -192,13 +188,22 @@ class ClickHouseSink(BatchingSink):
         """Insert the batches as one block, deduplicated by the offsets they hold."""
         rows = sum(batch.rows for batch in batches)
         if rows:
-            columns = (
-                batches[0].columns
-                if len(batches) == 1
-                else [list(chain(*c)) for c in zip(*(b.columns for b in batches), strict=True)]
-            )
             started = time.perf_counter()
-            self._context.settings["insert_deduplication_token"] = ",".join(b.deduplication_token for b in batches)
-            self._client.insert(data=columns, context=self._context)
+            self._client.raw_insert(
+                self._table,
+                COLUMN_NAMES,
+                insert_block(batches),
+                settings={"insert_deduplication_token": ",".join(b.deduplication_token for b in batches)},
+                fmt="ArrowStream",
+            )
             BATCH_INSERT_SECONDS.observe(time.perf_counter() - started)
             READINGS_LANDED.inc(rows)
+
+
+def insert_block(batches: list[ColumnBatch]) -> bytes:
+    """The batches' readings as one Arrow record batch in an Arrow stream: ClickHouse's ArrowStream input."""
+    table = pa.concat_tables([table for batch in batches for table in batch.tables]).combine_chunks()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, ARROW_SCHEMA) as stream:
+        stream.write_table(table)
+    return sink.getvalue().to_pybytes()

@@ -44,7 +44,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from quixstreams.kafka import Producer
 from quixstreams.models import HeadersTuples
 
-from plantwatch.reading import InvalidMessage, decode_many, without_conflicts
+from plantwatch.reading import InvalidMessage, decode_run
 from streams.message_batches import RunReadings
 from streams.metrics import DEAD_LETTERED
 
@@ -80,13 +80,13 @@ class DeadLetterQueue:
         message contradicting a reading earlier in the run (logged too: it is a producer's fault, not a format's)."""
         raws = [message.value() or b"" for message in run]
         offsets = [message.offset() for message in run]
-        decoded = without_conflicts(decode_many(raws), offsets)
+        decoded = decode_run(raws, offsets)
         for index, exc in decoded.invalid:
             if exc.reason == CONFLICT:
                 message = run[index]
                 logger.warning("dead-lettered %s[%d]@%d: %s", message.topic(), message.partition(), offsets[index], exc)
             self.send(run[index], exc)
-        return RunReadings(decoded.columns, decoded.counts, offsets, raws)
+        return RunReadings(decoded.readings, decoded.counts, offsets, raws)
 
     def send(self, message: Message, exc: InvalidMessage) -> None:
         headers: HeadersTuples = [

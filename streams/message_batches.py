@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from itertools import groupby
 from typing import Any, NamedTuple
 
+import pyarrow as pa
 from confluent_kafka import Message, TopicPartition
 from quixstreams import Application
 from quixstreams.exceptions import PartitionAssignmentError
@@ -37,7 +38,7 @@ from quixstreams.internal_consumer import InternalConsumer
 from quixstreams.kafka.exceptions import KafkaConsumerException
 from quixstreams.models import MessageContext, Row
 
-from plantwatch.reading import MessageReadings
+from plantwatch.reading import MessageReadings, readings_table, table_columns
 
 logger = logging.getLogger(__name__)
 
@@ -127,24 +128,25 @@ class MessageRunApplication(Application):
 
 
 class RunReadings(NamedTuple):
-    """A run's valid readings as columns (``plantwatch.reading.COLUMNS`` order), with each message's offset, how
-    many readings it gave (0: dead-lettered or dropped) and its bytes as read (what the sink's deduplication
+    """A run's valid readings as an Arrow table (``plantwatch.reading.ARROW_SCHEMA``), with each message's offset,
+    how many readings it gave (0: dead-lettered or dropped) and its bytes as read (what the sink's deduplication
     tokens are checksums of), in offset order."""
 
-    columns: tuple[Sequence, ...]
+    readings: pa.Table
     counts: list[int]
     offsets: list[int]
     raws: list[bytes]
 
     def per_message(self, change: Callable[[MessageReadings], MessageReadings | None]) -> RunReadings:
         """The run with ``change`` applied to each message's readings (None drops the message's readings)."""
-        columns: tuple[list, ...] = tuple([] for _ in self.columns)
+        mine = table_columns(self.readings)
+        columns: tuple[list, ...] = tuple([] for _ in mine)
         counts, start = [], 0
         for count in self.counts:
             changed = None
             if count:
                 machine_ids, sensor_ids, kinds, values, units, times, seqs, versions = (
-                    column[start : start + count] for column in self.columns
+                    column[start : start + count] for column in mine
                 )
                 readings = MessageReadings(
                     machine_ids[0], times[0], versions[0], sensor_ids, kinds, values, units, seqs
@@ -157,4 +159,4 @@ class RunReadings(NamedTuple):
             for column, values in zip(columns, changed.columns(), strict=True):
                 column.extend(values)
             counts.append(len(changed.values))
-        return RunReadings(columns, counts, self.offsets, self.raws)
+        return RunReadings(readings_table(columns), counts, self.offsets, self.raws)

@@ -170,3 +170,64 @@ def test_conflict_names_the_key_and_both_readings() -> None:
         "conflicting_duplicate: machine_id=L1-M01 sensor_id=temp ts=5 seq=3: value=2.0 kind=temperature unit='C' "
         "conflicts with value=1.0 kind=temperature unit='C' first seen at offset 40"
     )
+
+
+def reference_run(raws: list[bytes], offsets: list[int]) -> tuple[list[list], list[int], list[tuple[int, str]]]:
+    """What decode_run must give: decode_many then without_conflicts, as Python columns."""
+    decoded = without_conflicts(decode_many(raws), offsets)
+    return [list(c) for c in decoded.columns], decoded.counts, [(i, exc.reason) for i, exc in decoded.invalid]
+
+
+HOSTILE_LINES = [
+    b"", b"\n", b" ", b"{}", b"{}{}", b"\xef\xbb\xbf{}", b'{"v":1}\n{"v":1}', b"null", b"[]", b"1",
+    b'{"v":1,"machine_id":"L1-M01","ts":5,"readings":[{"sensor_id":"temp","kind":"temperature","value":Infinity,'
+    b'"unit":"C","seq":1}]}',
+    b'{"v":1,"machine_id":"L1-M01","ts":5,"readings":[{"sensor_id":"temp","kind":"temperature","value":1,'
+    b'"unit":"C","seq":1}],"x":NaN}',
+    b'{"v":1,"machine_id":"L1-M01","ts":5,"readings":[{"sensor_id":"t\xff","kind":"temperature","value":1.5,'
+    b'"unit":"C","seq":1}]}',
+    b'{"v":1,"machine_id":"L1-M01","ts":5,"readings":[{"sensor_id":"temp","kind":"temperature","value":1.5,'
+    b'"unit":"C","seq":1,"seq":2}]}',
+]  # fmt: skip
+
+
+def test_decode_run_gives_what_decode_many_and_without_conflicts_give() -> None:
+    """Arrow's whole-run path clears only runs the message-by-message checks accept whole, with the same readings;
+    anything else (invalid messages, a key twice, lines that are not one object each) goes the slow way."""
+    rng = random.Random(23)
+    machines = ["L1-M01", "L1-M02", "M2"]
+    arrow_runs = 0
+    for round_ in range(300):
+        size = rng.choice([reading.ARROW_MIN_RUN, reading.ARROW_MIN_RUN + 5, 60])
+        raws = [
+            encode(machines[i % 3], 1_764_291_600_000 + 1000 * (i // 3) + round_,
+                   [dict(GOOD, sensor_id=s, seq=i, value=rng.uniform(-1e3, 1e3)) for s in ("temp", "vib")])
+            for i in range(size)
+        ]  # fmt: skip
+        if rng.random() < 0.6:  # something off somewhere in the run
+            where = rng.randrange(size)
+            odd = rng.random()
+            if odd < 0.4:
+                raws[where] = mutated_message(rng)
+            elif odd < 0.7:
+                raws[where] = rng.choice(HOSTILE_LINES)
+            elif odd < 0.85:
+                raws[where] = raws[rng.randrange(size)]  # an identical duplicate
+            else:
+                raws[where] = raws[where].replace(b"vib", b"temp")  # a key twice in one message
+        offsets = list(range(1000, 1000 + size))
+        reference = reference_run(raws, offsets)
+        arrow_runs += reading._arrow_cleared(raws) is not None
+        got = reading.decode_run(raws, offsets)
+        columns = [list(c) for c in reading.table_columns(got.readings)]
+        assert (columns, got.counts, [(i, exc.reason) for i, exc in got.invalid]) == reference, raws
+        assert got.readings.schema == reading.ARROW_SCHEMA
+    assert 50 < arrow_runs < 250  # both paths exercised
+
+
+def test_readings_table_round_trip() -> None:
+    raws = [encode("L1-M01", 1_764_291_600_000 + i, [GOOD, dict(GOOD, sensor_id="vib")]) for i in range(40)]
+    decoded = decode_many(raws)
+    table = reading.readings_table(decoded.columns)
+    assert [list(c) for c in reading.table_columns(table)] == [list(c) for c in decoded.columns]
+    assert reading._arrow_cleared(raws).readings.equals(table)
