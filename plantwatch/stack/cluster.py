@@ -15,6 +15,7 @@ with ``distributed_foreground_insert = 1`` (the engine's background distributed 
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -151,6 +152,11 @@ class KafkaNode(Kafka):
             if result.returncode != 0:
                 raise StackError(f"formatting Kafka storage of {self.name} failed:\n{result.stdout}{result.stderr}")
 
+    def command(self) -> list[str]:
+        single = f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}"
+        return [f"-Dlog4j2.configurationFile={HERE / 'log4j2-cluster.properties'}" if arg == single else arg
+                for arg in super().command()]  # fmt: skip
+
     def healthy(self) -> bool:
         """This node answers, and sees every broker of the cluster registered (topics need all of them)."""
         from confluent_kafka.admin import AdminClient
@@ -218,6 +224,25 @@ class ClickHouseShard(ClickHouse):
             "--users-config", str(self.users_file), "--user-files", str(self.user_files),
             "--extra-config", str(self.cluster_file), "--allow-connect",
         ]  # fmt: skip
+
+
+_LEADER = re.compile(r"\[RaftManager id=(\d+)\] Completed transition to Leader\(.*?\bepoch=(\d+)")
+
+
+def active_controller(settings: Settings) -> int | None:
+    """The node id (1-based) of the KRaft quorum's leader, the active controller, from the nodes' logs: the newest
+    epoch any node became leader in. (Kafka's DescribeCluster names a random broker as controller in KRaft.)"""
+    best: tuple[int, int] | None = None
+    for i in range(settings.kafka.brokers):
+        log = settings.state_dir / "logs" / f"kafka-{i + 1}.log"
+        try:
+            text = log.read_text(errors="replace")
+        except FileNotFoundError:
+            continue
+        for node, epoch in _LEADER.findall(text):
+            if best is None or int(epoch) > best[1]:
+                best = (int(node), int(epoch))
+    return best[0] if best else None
 
 
 def cluster_services(settings: Settings) -> list[ClickHouseShard | KafkaNode]:
