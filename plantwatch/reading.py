@@ -495,6 +495,29 @@ _ARROW_WIRE = pa_json.ParseOptions(explicit_schema=_ARROW_WIRE_SCHEMA, unexpecte
 _KEY_MIX = (1_000_003, 998_244_353, 1_000_000_007)
 
 
+def _keys_distinct(
+    parents: pa.Array,
+    machines: pa.DictionaryArray,
+    sensors: pa.DictionaryArray,
+    times: pa.Array,
+    reading_times: pa.Array,
+    seqs: pa.Array,
+) -> bool:
+    """True if no reading key (machine, sensor, event time, seq) is there twice; False if one may be.
+
+    As in without_conflicts, cheap first: each message's (machine, event time) distinct and no sensor twice in a
+    message (one hash a message, one a reading); else each reading's whole key hashed."""
+    message_keys = pc.add(pc.multiply(times, _KEY_MIX[0]), machines.indices.cast(pa.int64()))
+    if pc.count_distinct(message_keys).as_py() == len(message_keys):
+        sensor_keys = pc.add(pc.multiply(parents, _KEY_MIX[1]), sensors.indices.cast(pa.int64()))
+        if pc.count_distinct(sensor_keys).as_py() == len(sensor_keys):
+            return True
+    keys = pc.add(pc.multiply(reading_times, _KEY_MIX[0]), seqs)
+    keys = pc.add(pc.multiply(keys, _KEY_MIX[1]), machines.indices.take(parents).cast(pa.int64()))
+    keys = pc.add(pc.multiply(keys, _KEY_MIX[2]), sensors.indices.cast(pa.int64()))
+    return pc.count_distinct(keys).as_py() == len(keys)
+
+
 def _arrow_cleared(raws: Sequence[bytes]) -> DecodedRun | None:
     """The run as an Arrow table if every message clears decode_columns' checks and no reading key repeats (what
     decode_many and without_conflicts would return, with nothing invalid); None otherwise, for them to decide.
@@ -560,11 +583,8 @@ def _arrow_checked(joined: bytes, n: int) -> DecodedRun | None:
         return None
     parents = pc.list_parent_indices(readings)
     reading_times = times.take(parents)
-    key = pc.add(pc.multiply(reading_times, _KEY_MIX[0]), seqs)
-    key = pc.add(pc.multiply(key, _KEY_MIX[1]), machines.indices.take(parents).cast(pa.int64()))
-    key = pc.add(pc.multiply(key, _KEY_MIX[2]), sensors.indices.cast(pa.int64()))
-    if pc.count_distinct(key).as_py() != len(key):
-        return None  # some key twice: without_conflicts tells identical duplicates from conflicting ones
+    if not _keys_distinct(parents, machines, sensors, times, reading_times, seqs):
+        return None  # some key twice, maybe: without_conflicts tells identical duplicates from conflicting ones
     columns = [
         machine_ids.take(parents), sensor_ids, kinds, values, units,
         reading_times.cast(ARROW_SCHEMA.field("event_time").type), seqs.cast(pa.uint64()),

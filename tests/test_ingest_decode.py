@@ -231,3 +231,20 @@ def test_readings_table_round_trip() -> None:
     table = reading.readings_table(decoded.columns)
     assert [list(c) for c in reading.table_columns(table)] == [list(c) for c in decoded.columns]
     assert reading._arrow_cleared(raws).readings.equals(table)
+
+
+def test_decode_run_clears_messages_sharing_an_instant_when_no_key_repeats() -> None:
+    """Two messages of one machine at one instant (other sensors, or other seqs) have no key twice: Arrow's path
+    takes them (each reading's key compared); a reading sent twice, identical or not, goes the slow way."""
+    size = reading.ARROW_MIN_RUN
+    raws = [encode("L1-M01", 1_764_291_600_000 + i // 2, [dict(GOOD, sensor_id=("temp", "vib")[i % 2], seq=i)])
+            for i in range(size)]  # fmt: skip
+    offsets = list(range(size))
+    decode_many(raws)
+    assert reading._arrow_cleared(raws) is not None
+    same_seq = [*raws[:-1], encode("L1-M01", 1_764_291_600_000, [dict(GOOD, seq=0)])]  # message 0's reading again
+    assert reading._arrow_cleared(same_seq) is None
+    for run in (raws, same_seq):
+        got = reading.decode_run(run, offsets)
+        assert ([list(c) for c in reading.table_columns(got.readings)], got.counts,
+                [(i, exc.reason) for i, exc in got.invalid]) == reference_run(run, offsets)  # fmt: skip
