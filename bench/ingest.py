@@ -221,18 +221,18 @@ import streams.message_batches as message_batches
 
 spent, counting = collections.Counter(), [False]
 
-def timed(owner, name, part, generator=False):
+def timed(owner, name, part, generator=False, clock=time.thread_time):
     function = getattr(owner, name, None)
     if function is None:  # not in this version of the code
         return
 
     def call(*args, **kwargs):
-        began = time.thread_time()
+        began = clock()
         try:
             return function(*args, **kwargs)
         finally:
             if counting[0]:
-                spent[part] += time.thread_time() - began
+                spent[part] += clock() - began
 
     def each(*args, **kwargs):  # a generator: the time of each step (clickhouse-connect serialises while sending)
         steps = function(*args, **kwargs)
@@ -268,6 +268,8 @@ for name in ("decode_many", "decode_run"):
 timed(dead_letter, "without_conflicts", "conflicts")
 timed(sink.ClickHouseSink, "add", "add")
 timed(sink.ClickHouseSink, "flush", "checkpoint")
+timed(sink.ClickHouseSink, "flush", "checkpoint wall", clock=time.perf_counter)
+timed(consumer.BaseConsumer, "consume", "consume wall", clock=time.perf_counter)
 timed(message_batches.MessageRunConsumer, "commit", "checkpoint")
 timed(sink.ClickHouseSink, "write", "write")
 timed(transform.NativeTransform, "build_insert", "serialise", generator=True)
@@ -362,6 +364,9 @@ def run_profiled(settings: Settings, topic: str, expected: int) -> None:
     for name, seconds in cpu_breakdown(parts, threads, proc.pid):
         print(f"  {name:60} {seconds / messages * 1e6:10.2f} {seconds / total:6.0%}")
     print(f"  {'whole process (every thread, /proc)':60} {total / messages * 1e6:10.2f} {1:6.0%}")
+    print(f"  main thread waiting (wall): {parts.get('checkpoint wall', 0) / (ended - began):.0%} of the window in "
+          f"checkpoints (inserts to be acknowledged), {parts.get('consume wall', 0) / (ended - began):.0%} in "
+          "consume()")  # fmt: skip
     if parts.get("runs"):
         print(f"  runs of messages through the pipeline: {parts['runs']:,.0f}, "
               f"{parts['run messages'] / parts['runs']:,.0f} messages each on average")  # fmt: skip
