@@ -14,11 +14,17 @@ and 28123/29000: never the single-node stack's), then:
 - transform: the first `dbt build` (parse, seeds, every model and test) on shard 1 over the Distributed sources,
   over the readings just landed (the local cluster runs the transform on one node: docs/scale-out.md).
 
+Then the drills, on a fresh 3-broker, 2-shard cluster, each with a paced producer (8,000 readings/s, idempotent,
+acks=all) and one ingest process: the node that is the active KRaft controller (broker too) killed with SIGKILL
+mid-stream and started again 10 s later; the second shard stopped for 20 s. Each prints readings produced
+(acknowledged), landed (distinct, in the readings view), lost, duplicated (shown twice by the view) and the longest
+time no reading landed while some waited in Kafka.
+
 Everything shares this machine's cores (the brokers, the shards, the producer, the ingest, and whatever else runs):
 a second shard or broker here adds work on the same CPUs, it does not add CPUs. docs/scale-out.md reads the
 figures: what is measured here, what is extrapolated from them.
 
-    .venv/bin/python bench/scale.py [--messages 60000] [--insert-rows 500000]
+    .venv/bin/python bench/scale.py [--messages 60000] [--insert-rows 500000] [--no-transform] [--no-drills]
 """
 
 from __future__ import annotations
@@ -26,10 +32,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +52,7 @@ from plantwatch import warehouse
 from plantwatch.reading import COLUMN_NAMES, COLUMNS
 from plantwatch.settings import PROJECT_ROOT, Settings, environment, get_settings
 from plantwatch.stack import Stack
-from plantwatch.stack.cluster import local_cluster
+from plantwatch.stack.cluster import active_controller, local_cluster
 from plantwatch.topics import ensure_topics
 from plantwatch.transform import Transformer
 
@@ -194,11 +203,187 @@ def run(base: Settings, brokers: int, shards: int, messages: int, insert_rows: i
     return figures
 
 
+# --- drills ------------------------------------------------------------------------------------------------------
+DRILL_MESSAGES_PER_SECOND = 1_000  # 8,000 readings/s, paced: the drill is about what an outage does, not speed
+
+
+@dataclass
+class Drill:
+    name: str
+    produced: int = 0  # readings acknowledged by Kafka
+    landed: int = 0  # distinct readings in the readings view at the end
+    duplicated: int = 0  # readings the view shows more than once
+    raw: int = 0  # rows in the raw table (a redelivered batch cut differently shows here until merged away)
+    longest_stall: float = 0.0  # seconds without a reading landing while some waited in Kafka
+    notes: str = ""
+
+    @property
+    def lost(self) -> int:
+        return self.produced - self.landed
+
+
+class PacedProducer(threading.Thread):
+    """Produce the plant's messages at a steady rate (idempotent, acks=all) until stopped; counts acknowledgements."""
+
+    def __init__(self, settings: Settings, seconds: float, first: int = 0) -> None:
+        super().__init__(daemon=True)
+        self.settings, self.seconds, self.first = settings, seconds, first
+        self.acknowledged = 0
+        self.failed = 0
+
+    def delivered(self, err: object, _msg: object) -> None:
+        if err is None:
+            self.acknowledged += 1
+        else:
+            self.failed += 1
+
+    def run(self) -> None:
+        producer = Producer({**self.settings.kafka.client_config(), "acks": "all", "enable.idempotence": True,
+                             "linger.ms": 20, "message.timeout.ms": 120_000})  # fmt: skip
+        start = time.time()
+        total = int(self.seconds * DRILL_MESSAGES_PER_SECOND)
+        base_ts = int(start * 1000) - 3_600_000
+        for n in range(total):
+            if (wait := start + n / DRILL_MESSAGES_PER_SECOND - time.time()) > 0:
+                time.sleep(wait)
+            i = self.first + n
+            key, value = message(i, base_ts + (i // len(MACHINES)) * 1000)
+            producer.produce(self.settings.kafka.readings_topic, value, key, on_delivery=self.delivered)
+            producer.poll(0)
+        assert producer.flush(120) == 0
+
+
+def landed_by_shard(settings: Settings) -> list[int | None]:
+    """Distinct readings in each shard's local raw table (None: the shard does not answer)."""
+    table = f"{settings.clickhouse.raw_readings_table}{settings.clickhouse.local_suffix}"
+    counts: list[int | None] = []
+    for shard in range(settings.clickhouse.shards):
+        try:
+            client = warehouse.client(
+                warehouse.node_settings(settings, shard), connect_timeout=1, send_receive_timeout=2
+            )
+            counts.append(client.command(f"SELECT count() FROM {table} FINAL"))
+        except Exception:
+            counts.append(None)
+    return counts
+
+
+def drill(settings: Settings, name: str, seconds: float, fault: Callable[[float], str | None]) -> Drill:
+    """Produce for ``seconds`` with one ingest process running; ``fault(elapsed)`` is called every 0.2 s to break
+    and mend things (returns a note when it did something). Then wait until every reading landed (or 120 s)."""
+    result = Drill(name)
+    env = {**os.environ, **environment(settings), "PLANTWATCH_INGEST__CONSUMER_GROUP": f"drill-{uuid.uuid4().hex[:8]}"}
+    log = settings.state_dir / "logs" / f"drill-{name.split()[0]}-ingest.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    ingest = subprocess.Popen([sys.executable, "-m", "streams.ingest"], env=env, cwd=PROJECT_ROOT,
+                              stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
+    producer = PacedProducer(settings, seconds)
+    notes = []
+    try:
+        producer.start()
+        began = last_change = time.monotonic()
+        last = 0
+        while True:
+            elapsed = time.monotonic() - began
+            if note := fault(elapsed):
+                notes.append(f"{elapsed:.0f}s {note}")
+            counts = landed_by_shard(settings)
+            now = sum(c or 0 for c in counts)
+            waiting = producer.acknowledged * len(SENSORS) > now
+            if now != last or not waiting:
+                result.longest_stall = max(result.longest_stall, time.monotonic() - last_change)
+                last_change, last = time.monotonic(), now
+            if not producer.is_alive() and not waiting and None not in counts:
+                break
+            if elapsed > seconds + 120:
+                notes.append("gave up waiting")
+                break
+            time.sleep(0.2)
+        producer.join()
+        client = warehouse.client(settings)
+        result.produced = producer.acknowledged * len(SENSORS)
+        shown, distinct = client.query(
+            "SELECT count(), uniqExact(machine_id, sensor_id, event_time, seq) "
+            f"FROM {settings.clickhouse.readings_view}"
+        ).result_rows[0]
+        result.landed, result.duplicated = distinct, shown - distinct
+        result.raw = client.command(f"SELECT count() FROM {settings.clickhouse.raw_readings_table}")
+        if producer.failed:
+            notes.append(f"{producer.failed} messages not acknowledged by Kafka")
+    finally:
+        ingest.terminate()
+        ingest.wait(30)
+    result.notes = "; ".join(notes)
+    return result
+
+
+def broker_drill(settings: Settings, stack: Stack, seconds: float = 30) -> Drill:
+    """The active controller's node (broker and controller) killed (SIGKILL) mid-stream, started again 10 s later."""
+    victim: list = []
+
+    def fault(elapsed: float) -> str | None:
+        if elapsed > 8 and not victim:
+            node = active_controller(settings) or 1
+            victim.append(stack.service(f"kafka-{node}"))
+            os.killpg(victim[0].pid(), signal.SIGKILL)
+            return f"killed kafka-{node} (the active controller)"
+        if elapsed > 18 and len(victim) == 1:
+            victim.append(victim[0].start())
+            return f"started {victim[0].name} again"
+        return None
+
+    result = drill(settings, "broker + active controller killed", seconds, fault)
+    victim[0].wait_healthy(60)
+    return result
+
+
+def shard_drill(settings: Settings, stack: Stack, seconds: float = 35) -> Drill:
+    """The second ClickHouse shard stopped for 20 s mid-stream."""
+    shard = stack.service("clickhouse-2")
+    state: list[str] = []
+
+    def fault(elapsed: float) -> str | None:
+        if elapsed > 5 and not state:
+            before = landed_by_shard(settings)
+            shard.stop()
+            state.append("stopped")
+            return f"stopped clickhouse-2 (rows by shard {before})"
+        if elapsed > 25 and len(state) == 1:
+            before = landed_by_shard(settings)
+            shard.start()
+            shard.wait_healthy(60)
+            state.append("started")
+            return f"started clickhouse-2 again (rows by shard {before})"
+        return None
+
+    return drill(settings, "ClickHouse shard 2 stopped 20 s", seconds, fault)
+
+
+def run_drills(base: Settings) -> list[Drill]:
+    cluster = fresh_cluster(base, 3, 2)
+    stack = Stack(cluster)
+    stack.up(timeout=120)
+    try:
+        ensure_topics(cluster)
+        results = []
+        for name, run_one in (("broker", broker_drill), ("shard", shard_drill)):
+            mine = cluster.scoped(f"bench-drill-{name}")
+            ensure_topics(mine)
+            warehouse.migrate(mine)
+            results.append(run_one(mine, stack))
+            print(f"  drill: {results[-1]}", file=sys.stderr)
+        return results
+    finally:
+        stack.down()
+        shutil.rmtree(cluster.state_dir.parent, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=60_000, help="messages of 8 readings produced per run")
     parser.add_argument("--insert-rows", type=int, default=500_000, help="rows inserted per insert measurement")
     parser.add_argument("--no-transform", action="store_true", help="skip the dbt build on each cluster")
+    parser.add_argument("--no-drills", action="store_true", help="skip the drills (broker killed, shard stopped)")
     args = parser.parse_args()
     base = get_settings()
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {args.messages * len(SENSORS):,} readings per run",
@@ -215,6 +400,13 @@ def main() -> None:
         print(f"{f.brokers:>7} {min(f.brokers, 3):>3} {f.shards:>6} | {f.produce_rate:>12,.0f} "
               f"{f.broker_cpu_seconds:>12.1f} | {f.distributed_insert_rate:>22,.0f} {per_shard:>22} | "
               f"{f.ingest_rate:>11,.0f} {f.ingest_per_cpu_second:>9,.0f} | {f.transform_seconds:>11.1f}")  # fmt: skip
+    if not args.no_drills:
+        drills = run_drills(base)
+        print(f"\n{'drill':<34} | {'produced':>9} {'landed':>9} {'lost':>5} {'duplicated':>10} | "
+              f"{'longest stall':>13} | what happened")  # fmt: skip
+        for d in drills:
+            print(f"{d.name:<34} | {d.produced:>9,} {d.landed:>9,} {d.lost:>5} {d.duplicated:>10} | "
+                  f"{d.longest_stall:>12.1f}s | {d.notes}")  # fmt: skip
     print("\nreadings/s unless said; every reading landed once (view count == produced) in each run; "
           "insert per shard: each shard's local table on its own, one after the other", file=sys.stderr)  # fmt: skip
 
