@@ -183,7 +183,8 @@ def built(secured: Settings) -> Settings:
                   f"VALUES ('sec', '{BUILT_MACHINE}', 'spike', now64(3) - 60, now64(3))")  # fmt: skip
     # not read by dbt: any rows will do, as long as they are recent (a random run_at behind dq_results' TTL was
     # deleted by a background TTL merge between two snapshots: a flaky "changed something")
-    admin.command(f"INSERT INTO {ch.dq_results_table} SELECT * REPLACE (now64(3) AS run_at) FROM generateRandom() LIMIT 3")
+    recent = "SELECT * REPLACE (now64(3) AS run_at) FROM generateRandom() LIMIT 3"
+    admin.command(f"INSERT INTO {ch.dq_results_table} {recent}")
     admin.command(f"INSERT INTO {ch.alert_state_table} SELECT * FROM generateRandom() LIMIT 3")
     for table in (ch.raw_readings_table, ch.fault_labels_table, ch.dq_results_table, ch.baselines_table):
         assert admin.command(f"SELECT count() FROM {table}"), f"{table} is empty: its truncation would not show"
