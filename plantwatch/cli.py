@@ -183,9 +183,14 @@ def stack_status(services: Services = None, kafka_brokers: Brokers = None, click
 
 
 @stack_app.command("logs")
-def stack_logs(service: str, lines: Annotated[int, typer.Option("-n", min=0, help="How many lines.")] = 50) -> None:
-    """Print the last lines of a service's log."""
-    stack = _stack([service])
+def stack_logs(
+    service: str,
+    lines: Annotated[int, typer.Option("-n", min=0, help="How many lines.")] = 50,
+    kafka_brokers: Brokers = None,
+    clickhouse_shards: Shards = None,
+) -> None:
+    """Print the last lines of a service's log (the local cluster's nodes: kafka-1, clickhouse-2, ...)."""
+    stack = _stack([service], kafka_brokers, clickhouse_shards)
     log = stack.service(service)
     console.print(f"[dim]{log.log_file}[/]")
     print(log.log_tail(lines))
