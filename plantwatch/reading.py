@@ -12,7 +12,6 @@ duplicates can be seen downstream. A row in ClickHouse is one reading (see ``COL
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,10 +22,10 @@ from operator import attrgetter, itemgetter
 from typing import Annotated, NamedTuple
 
 import msgspec
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pa_json
 
 SCHEMA_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
@@ -462,37 +461,74 @@ class DecodedRun(NamedTuple):
     invalid: list[tuple[int, InvalidMessage]]
 
 
-# Shorter runs are cheaper through decode_many: Arrow costs ~0.3 ms a run whatever its length (bench/decode.py).
-ARROW_MIN_RUN = 128
-
-
 def decode_run(raws: Sequence[bytes], offsets: Sequence[int]) -> DecodedRun:
     """``without_conflicts(decode_many(raws), offsets)`` as an Arrow table: the ingest's hot path.
 
-    A clean run (every message valid, no reading key twice) is parsed at once by Arrow's JSON reader straight into
-    typed columns, with no Python object per reading; anything else (or a short run) goes through decode_many and
-    without_conflicts, which decide what is wrong and why.
+    A clean run (every message valid, no reading key twice) goes from msgspec's structs straight into typed Arrow
+    columns, a whole column at a time, with its checks made on those columns; anything else goes through
+    decode_many and without_conflicts, which decide what is wrong and why.
     """
-    cleared = _arrow_cleared(raws) if len(raws) >= ARROW_MIN_RUN else None
+    cleared = _cleared_run(raws)
     if cleared is not None:
         return cleared
     decoded = without_conflicts(decode_many(raws), offsets)
     return DecodedRun(readings_table(decoded.columns), decoded.counts, decoded.invalid)
 
 
-_ARROW_READING = pa.struct([
-    ("sensor_id", pa.string()), ("kind", pa.string()), ("value", pa.float64()), ("unit", pa.string()),
-    ("seq", pa.int64()),
-])  # fmt: skip
-_ARROW_WIRE_SCHEMA = pa.schema([
-    ("v", pa.int64()), ("machine_id", pa.string()), ("ts", pa.int64()), ("readings", pa.list_(_ARROW_READING)),
-])  # fmt: skip
-# Any other field sends the run to decode_many: Arrow's parser takes NaN and Infinity anywhere, and only the fields it
-# converts are checked below.
-_ARROW_WIRE = pa_json.ParseOptions(explicit_schema=_ARROW_WIRE_SCHEMA, unexpected_field_behavior="error")
+_SENSOR_ID, _KIND, _VALUE, _UNIT, _SEQ = map(attrgetter, ("sensor_id", "kind", "value", "unit", "seq"))
 # Multipliers folding a reading's key into one int64 (wrapping): equal keys give equal hashes, so as many distinct
 # hashes as readings means no key twice; a collision only sends the run to the slow path.
 _KEY_MIX = (1_000_003, 998_244_353, 1_000_000_007)
+
+
+def _cleared_run(raws: Sequence[bytes]) -> DecodedRun | None:
+    """The run as an Arrow table if every message clears decode_columns' checks and no reading key repeats (what
+    decode_many and without_conflicts would return, with nothing invalid); None otherwise, for them to decide.
+
+    The checks are _cleared_messages' (msgspec checks the structure and types while it parses each message;
+    versions, finite values, identifiers and units among those already matched against their patterns are checked
+    a column at a time), and the conflict check is without_conflicts' cheap one, on Arrow columns.
+    """
+    if not raws or max(map(len, raws)) > MAX_MESSAGE_BYTES:
+        return None
+    try:
+        return _cleared_structs(list(map(_decode_wire, raws)))
+    except Exception:  # msgspec refused a message, or a value Arrow cannot hold (a seq past int64): the slow path
+        return None
+
+
+def _cleared_structs(messages: list[_WireMessage]) -> DecodedRun | None:
+    versions, machine_ids, times, items = zip(*map(_MESSAGE_ATTRS, messages), strict=True)
+    if not SUPPORTED_VERSIONS.issuperset(versions) or not _KNOWN_IDENTIFIERS.issuperset(machine_ids):
+        return None
+    readings = list(chain.from_iterable(items))
+    values = pa.array(list(map(_VALUE, readings)), pa.float64())
+    if not pc.all(pc.is_finite(values)).as_py():
+        return None
+    sensor_ids = pa.array(list(map(_SENSOR_ID, readings)), pa.string())
+    kinds = pa.array(list(map(_KIND, readings)), pa.string())
+    units = pa.array(list(map(_UNIT, readings)), pa.string())
+    sensors = sensor_ids.dictionary_encode()
+    if not (
+        _KNOWN_IDENTIFIERS.issuperset(sensors.dictionary.to_pylist())
+        and _KNOWN_IDENTIFIERS.issuperset(pc.unique(kinds).to_pylist())
+        and _KNOWN_UNITS.issuperset(pc.unique(units).to_pylist())
+    ):
+        return None
+    counts = list(map(len, items))
+    parents = pa.array(np.repeat(np.arange(len(messages), dtype=np.int64), counts))
+    machine_column = pa.array(machine_ids, pa.string())
+    message_times = pa.array(times, pa.int64())
+    reading_times = message_times.take(parents)
+    seqs = pa.array(list(map(_SEQ, readings)), pa.int64())
+    if not _keys_distinct(parents, machine_column.dictionary_encode(), sensors, message_times, reading_times, seqs):
+        return None  # some key twice, maybe: without_conflicts tells identical duplicates from conflicting ones
+    columns = [
+        machine_column.take(parents), sensor_ids, kinds, values, units,
+        reading_times.cast(ARROW_SCHEMA.field("event_time").type), seqs.cast(pa.uint64()),
+        pa.array(versions, pa.uint8()).take(parents),
+    ]  # fmt: skip
+    return DecodedRun(pa.Table.from_arrays(columns, schema=ARROW_SCHEMA), counts, [])
 
 
 def _keys_distinct(
@@ -516,78 +552,3 @@ def _keys_distinct(
     keys = pc.add(pc.multiply(keys, _KEY_MIX[1]), machines.indices.take(parents).cast(pa.int64()))
     keys = pc.add(pc.multiply(keys, _KEY_MIX[2]), sensors.indices.cast(pa.int64()))
     return pc.count_distinct(keys).as_py() == len(keys)
-
-
-def _arrow_cleared(raws: Sequence[bytes]) -> DecodedRun | None:
-    """The run as an Arrow table if every message clears decode_columns' checks and no reading key repeats (what
-    decode_many and without_conflicts would return, with nothing invalid); None otherwise, for them to decide.
-
-    The messages are joined one a line and parsed by Arrow's JSON reader (newline-delimited), so each line must be
-    exactly one message: none may hold a newline, each must begin with ``{`` and end with ``}`` (no object spans two
-    lines then: a raw newline in a string is refused), and the reader must give one row a message (a line holding
-    two objects would give two). Then whole-column checks, as in _cleared_messages: versions, times, reading
-    counts, no null (a missing field), finite values, non-negative seqs, identifiers and units among those already
-    matched against their patterns (an invalid UTF-8 one fails there).
-    """
-    if (
-        max(map(len, raws)) > MAX_MESSAGE_BYTES
-        or any(map(bytes.__contains__, raws, repeat(b"\n")))
-        or not all(map(bytes.startswith, raws, repeat(b"{")))
-        or not all(map(bytes.endswith, raws, repeat(b"}")))
-    ):
-        return None
-    try:
-        return _arrow_checked(b"\n".join(raws), len(raws))
-    except Exception:  # whatever Arrow refuses or a check trips on, the slow path says what is wrong
-        return None
-
-
-def _arrow_checked(joined: bytes, n: int) -> DecodedRun | None:
-    read = pa_json.ReadOptions(use_threads=False, block_size=len(joined) + 1)
-    table = pa_json.read_json(io.BytesIO(joined), read_options=read, parse_options=_ARROW_WIRE)
-    if table.num_rows != n:
-        return None
-    versions, machine_ids, times, readings = (
-        column.chunk(0) if column.num_chunks == 1 else column.combine_chunks() for column in table.columns
-    )
-    if versions.null_count or machine_ids.null_count or times.null_count or readings.null_count:
-        return None
-    counts = pc.list_value_length(readings)
-    fewest, most = pc.min_max(counts).values()
-    earliest, latest = pc.min_max(times).values()
-    oldest, newest = pc.min_max(versions).values()
-    if (
-        fewest.as_py() < 1
-        or most.as_py() > MAX_READINGS_PER_MESSAGE
-        or earliest.as_py() < MIN_TS_MS
-        or latest.as_py() > MAX_TS_MS
-        or oldest.as_py() != newest.as_py()  # one version a run here; several go the slow way
-        or oldest.as_py() not in SUPPORTED_VERSIONS
-    ):
-        return None
-    items = readings.flatten()
-    if items.null_count:
-        return None
-    sensor_ids, kinds, values, units, seqs = items.flatten()
-    if any(column.null_count for column in (sensor_ids, kinds, values, units, seqs)):
-        return None
-    if not pc.all(pc.is_finite(values)).as_py() or pc.min(seqs).as_py() < 0:
-        return None
-    machines, sensors = machine_ids.dictionary_encode(), sensor_ids.dictionary_encode()
-    if not (
-        _KNOWN_IDENTIFIERS.issuperset(machines.dictionary.to_pylist())
-        and _KNOWN_IDENTIFIERS.issuperset(sensors.dictionary.to_pylist())
-        and _KNOWN_IDENTIFIERS.issuperset(pc.unique(kinds).to_pylist())
-        and _KNOWN_UNITS.issuperset(pc.unique(units).to_pylist())
-    ):
-        return None
-    parents = pc.list_parent_indices(readings)
-    reading_times = times.take(parents)
-    if not _keys_distinct(parents, machines, sensors, times, reading_times, seqs):
-        return None  # some key twice, maybe: without_conflicts tells identical duplicates from conflicting ones
-    columns = [
-        machine_ids.take(parents), sensor_ids, kinds, values, units,
-        reading_times.cast(ARROW_SCHEMA.field("event_time").type), seqs.cast(pa.uint64()),
-        versions.take(parents).cast(pa.uint8()),
-    ]  # fmt: skip
-    return DecodedRun(pa.Table.from_arrays(columns, schema=ARROW_SCHEMA), counts.to_pylist(), [])

@@ -192,13 +192,13 @@ HOSTILE_LINES = [
 
 
 def test_decode_run_gives_what_decode_many_and_without_conflicts_give() -> None:
-    """Arrow's whole-run path clears only runs the message-by-message checks accept whole, with the same readings;
-    anything else (invalid messages, a key twice, lines that are not one object each) goes the slow way."""
+    """The whole-run path into Arrow clears only runs the message-by-message checks accept whole, with the same
+    readings; anything else (invalid messages, a key twice) goes the slow way."""
     rng = random.Random(23)
     machines = ["L1-M01", "L1-M02", "M2"]
-    arrow_runs = 0
+    cleared_runs = 0
     for round_ in range(300):
-        size = rng.choice([reading.ARROW_MIN_RUN, reading.ARROW_MIN_RUN + 5, 60])
+        size = rng.choice([1, 2, 7, 40])
         raws = [
             encode(machines[i % 3], 1_764_291_600_000 + 1000 * (i // 3) + round_,
                    [dict(GOOD, sensor_id=s, seq=i, value=rng.uniform(-1e3, 1e3)) for s in ("temp", "vib")])
@@ -217,12 +217,12 @@ def test_decode_run_gives_what_decode_many_and_without_conflicts_give() -> None:
                 raws[where] = raws[where].replace(b"vib", b"temp")  # a key twice in one message
         offsets = list(range(1000, 1000 + size))
         reference = reference_run(raws, offsets)
-        arrow_runs += reading._arrow_cleared(raws) is not None
+        cleared_runs += reading._cleared_run(raws) is not None
         got = reading.decode_run(raws, offsets)
         columns = [list(c) for c in reading.table_columns(got.readings)]
         assert (columns, got.counts, [(i, exc.reason) for i, exc in got.invalid]) == reference, raws
         assert got.readings.schema == reading.ARROW_SCHEMA
-    assert 50 < arrow_runs < 250  # both paths exercised
+    assert 50 < cleared_runs < 250  # both paths exercised
 
 
 def test_readings_table_round_trip() -> None:
@@ -230,20 +230,20 @@ def test_readings_table_round_trip() -> None:
     decoded = decode_many(raws)
     table = reading.readings_table(decoded.columns)
     assert [list(c) for c in reading.table_columns(table)] == [list(c) for c in decoded.columns]
-    assert reading._arrow_cleared(raws).readings.equals(table)
+    assert reading._cleared_run(raws).readings.equals(table)
 
 
 def test_decode_run_clears_messages_sharing_an_instant_when_no_key_repeats() -> None:
-    """Two messages of one machine at one instant (other sensors, or other seqs) have no key twice: Arrow's path
-    takes them (each reading's key compared); a reading sent twice, identical or not, goes the slow way."""
-    size = reading.ARROW_MIN_RUN
+    """Two messages of one machine at one instant (other sensors, or other seqs) have no key twice: the whole-run
+    path takes them (each reading's key compared); a reading sent twice, identical or not, goes the slow way."""
+    size = 40
     raws = [encode("L1-M01", 1_764_291_600_000 + i // 2, [dict(GOOD, sensor_id=("temp", "vib")[i % 2], seq=i)])
             for i in range(size)]  # fmt: skip
     offsets = list(range(size))
     decode_many(raws)
-    assert reading._arrow_cleared(raws) is not None
+    assert reading._cleared_run(raws) is not None
     same_seq = [*raws[:-1], encode("L1-M01", 1_764_291_600_000, [dict(GOOD, seq=0)])]  # message 0's reading again
-    assert reading._arrow_cleared(same_seq) is None
+    assert reading._cleared_run(same_seq) is None
     for run in (raws, same_seq):
         got = reading.decode_run(run, offsets)
         assert ([list(c) for c in reading.table_columns(got.readings)], got.counts,
