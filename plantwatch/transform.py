@@ -69,6 +69,8 @@ def dbt_env(settings: Settings) -> dict[str, str]:
         "DBT_ENV_SECRET_PLANTWATCH_PASSWORD": password,
         "DBT_PLANTWATCH_DATABASE": ch.database,
         "DBT_PLANTWATCH_THREADS": str(settings.transform.threads),
+        # ON CLUSTER DDL only where the engine replicates (the local cluster's refuses it: docs/scale-out.md)
+        "DBT_PLANTWATCH_CLUSTER": (ch.cluster or "") if ch.replicated else "",
     }
 
 

@@ -17,6 +17,8 @@ import yaml
 
 from plantwatch import warehouse
 from plantwatch.settings import PROJECT_ROOT, Settings
+from plantwatch.stack import Stack
+from plantwatch.transform import dbt_env
 
 SQL_FILES = sorted(warehouse.SQL_DIR.glob("*.sql"))
 
@@ -168,28 +170,30 @@ def test_cluster_ddl_parses(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("env", "cluster"),
+    ("clickhouse", "cluster"),
     [
         ({}, ""),  # dbt-clickhouse: an empty cluster is no cluster (no ON CLUSTER), the single-node default
-        ({"PLANTWATCH_CLICKHOUSE__CLUSTER": "plantwatch"}, "plantwatch"),
-        ({"DBT_PLANTWATCH_CLUSTER": "prod", "PLANTWATCH_CLICKHOUSE__CLUSTER": "plantwatch"}, "prod"),
+        ({"cluster": "plantwatch"}, "plantwatch"),
         # The local cluster's engine refuses ON CLUSTER: dbt runs there without it.
-        ({"PLANTWATCH_CLICKHOUSE__CLUSTER": "plantwatch", "PLANTWATCH_CLICKHOUSE__REPLICATED": "false"}, ""),
+        ({"cluster": "plantwatch", "replicated": False}, ""),
     ],
 )
-def test_dbt_profile_takes_the_cluster(env: dict[str, str], cluster: str) -> None:
+def test_dbt_profile_takes_the_cluster_from_the_settings(clickhouse: dict[str, object], cluster: str) -> None:
     import jinja2
 
+    base = Settings()
+    settings = base.model_copy(update={"clickhouse": base.clickhouse.model_copy(update=clickhouse)})
+    env = dbt_env(settings)
     profile = yaml.safe_load((PROJECT_ROOT / "dbt_project" / "profiles.yml").read_text())
     template = profile["plantwatch"]["outputs"]["default"]["cluster"]
     rendered = jinja2.Template(template).render(env_var=lambda name, default="": env.get(name, default))
     assert rendered == cluster
 
 
-def test_clients_send_the_cluster_client_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: dict[str, object] = {}
-    monkeypatch.setattr(warehouse.clickhouse_connect, "get_client", lambda **kwargs: seen.update(kwargs))
-    warehouse.client(Settings())
-    assert "settings" not in seen
-    warehouse.client(with_cluster(client_settings={"distributed_foreground_insert": 1}))
-    assert seen["settings"] == {"distributed_foreground_insert": 1}
+def test_clients_send_the_cluster_client_settings(stack: Stack, settings: Settings) -> None:
+    """Every client of the settings sends clickhouse.client_settings: the server sees them on each query."""
+    assert warehouse.client(settings).command("SELECT getSetting('max_threads')") != 3
+    tuned = settings.model_copy(
+        update={"clickhouse": settings.clickhouse.model_copy(update={"client_settings": {"max_threads": 3}})}
+    )
+    assert warehouse.client(tuned).command("SELECT getSetting('max_threads')") == 3
