@@ -476,6 +476,7 @@ def decode_run(raws: Sequence[bytes], offsets: Sequence[int]) -> DecodedRun:
 
 
 _SENSOR_ID, _KIND, _VALUE, _UNIT, _SEQ = map(attrgetter, ("sensor_id", "kind", "value", "unit", "seq"))
+_VERSION, _MACHINE_ID, _TS, _READINGS = map(attrgetter, ("v", "machine_id", "ts", "readings"))
 # Multipliers folding a reading's key into one int64 (wrapping): equal keys give equal hashes, so as many distinct
 # hashes as readings means no key twice; a collision only sends the run to the slow path.
 _KEY_MIX = (1_000_003, 998_244_353, 1_000_000_007)
@@ -498,9 +499,10 @@ def _cleared_run(raws: Sequence[bytes]) -> DecodedRun | None:
 
 
 def _cleared_structs(messages: list[_WireMessage]) -> DecodedRun | None:
-    versions, machine_ids, times, items = zip(*map(_MESSAGE_ATTRS, messages), strict=True)
+    versions, machine_ids = list(map(_VERSION, messages)), list(map(_MACHINE_ID, messages))
     if not SUPPORTED_VERSIONS.issuperset(versions) or not _KNOWN_IDENTIFIERS.issuperset(machine_ids):
         return None
+    times, items = list(map(_TS, messages)), list(map(_READINGS, messages))
     readings = list(chain.from_iterable(items))
     values = pa.array(list(map(_VALUE, readings)), pa.float64())
     if not pc.all(pc.is_finite(values)).as_py():
