@@ -201,10 +201,11 @@ class ClickHouseSink(BatchingSink):
             READINGS_LANDED.inc(rows)
 
 
-def insert_block(batches: list[ColumnBatch]) -> bytes:
-    """The batches' readings as one Arrow record batch in an Arrow stream: ClickHouse's ArrowStream input."""
+def insert_block(batches: list[ColumnBatch]) -> pa.Buffer:
+    """The batches' readings as one Arrow record batch in an Arrow stream: ClickHouse's ArrowStream input. Sent as
+    it is (bytes would be copied twice more: into bytes, then after the INSERT statement)."""
     table = pa.concat_tables([table for batch in batches for table in batch.tables]).combine_chunks()
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, ARROW_SCHEMA) as stream:
         stream.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return sink.getvalue()
