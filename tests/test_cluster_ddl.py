@@ -192,8 +192,8 @@ def test_dbt_profile_takes_the_cluster_from_the_settings(clickhouse: dict[str, o
 
 def test_clients_send_the_cluster_client_settings(stack: Stack, settings: Settings) -> None:
     """Every client of the settings sends clickhouse.client_settings: the server sees them on each query."""
-    assert warehouse.client(settings).command("SELECT getSetting('max_threads')") != 3
+    assert warehouse.client(settings, database="default").command("SELECT getSetting('max_threads')") != 3
     tuned = settings.model_copy(
         update={"clickhouse": settings.clickhouse.model_copy(update={"client_settings": {"max_threads": 3}})}
     )
-    assert warehouse.client(tuned).command("SELECT getSetting('max_threads')") == 3
+    assert warehouse.client(tuned, database="default").command("SELECT getSetting('max_threads')") == 3
