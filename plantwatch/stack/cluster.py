@@ -14,10 +14,7 @@ with ``distributed_foreground_insert = 1`` (the engine's background distributed 
 
 from __future__ import annotations
 
-import base64
 import re
-import subprocess
-import uuid
 from pathlib import Path
 from string import Template
 from xml.sax.saxutils import escape
@@ -131,26 +128,9 @@ class KafkaNode(Kafka):
         """One id for every node of the cluster, made once."""
         path = self.settings.state_dir / "kafka-cluster-id"
         if not path.exists():
-            cluster_id = "-"
-            while cluster_id.startswith("-"):  # the storage tool would read it as an option
-                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(cluster_id)
+            path.write_text(super().cluster_id())
         return path.read_text().strip()
-
-    def prepare(self) -> None:
-        java = self.java()
-        self.fetch_jars()
-        self.home.mkdir(parents=True, exist_ok=True)
-        config = self.render_config()
-        if not (self.data_dir / "meta.properties").exists():
-            result = subprocess.run(
-                [java, "-cp", f"{self.jars_dir}/*", "kafka.tools.StorageTool", "format",
-                 "-t", self.cluster_id(), "-c", str(config)],
-                capture_output=True, text=True, check=False,
-            )  # fmt: skip
-            if result.returncode != 0:
-                raise StackError(f"formatting Kafka storage of {self.name} failed:\n{result.stdout}{result.stderr}")
 
     def command(self) -> list[str]:
         single = f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}"

@@ -95,22 +95,26 @@ class Kafka(Service):
         config.write_text(text)
         return config
 
+    def cluster_id(self) -> str:
+        """A new KRaft cluster id (a node of a cluster shares one with the others)."""
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # one id in 64 starts with '-': the tool would read it as an option
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        return cluster_id
+
     def prepare(self) -> None:
         java = self.java()
         self.fetch_jars()
         self.home.mkdir(parents=True, exist_ok=True)
         config = self.render_config()
         if not (self.data_dir / "meta.properties").exists():
-            cluster_id = "-"
-            while cluster_id.startswith("-"):  # one id in 64 starts with '-': the tool would read it as an option
-                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             result = subprocess.run(
                 [java, "-cp", f"{self.jars_dir}/*", "kafka.tools.StorageTool", "format",
-                 "-t", cluster_id, "-c", str(config)],
+                 "-t", self.cluster_id(), "-c", str(config)],
                 capture_output=True, text=True, check=False,
             )  # fmt: skip
             if result.returncode != 0:
-                raise StackError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+                raise StackError(f"formatting Kafka storage of {self.name} failed:\n{result.stdout}{result.stderr}")
 
     def command(self) -> list[str]:
         heap = self.settings.kafka.heap
