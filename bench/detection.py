@@ -38,6 +38,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
+from plantwatch.producers.faults import load_scenario
+from plantwatch.producers.labels import insert_labels
+from plantwatch.producers.plant import load_plant
+from plantwatch.producers.replay import replay_csv
+from plantwatch.producers.simulator import Simulation, run_simulation, ticks_for
 
 from plantwatch import baseline, warehouse
 from plantwatch.reading import COLUMN_NAMES, SensorKind
@@ -45,11 +50,6 @@ from plantwatch.scoring import DetectionScore, InstantScore, instant_report, rep
 from plantwatch.settings import PROJECT_ROOT, Settings, environment, get_settings
 from plantwatch.stack import running_stack
 from plantwatch.transform import Transformer
-from producers.faults import load_scenario
-from producers.labels import insert_labels
-from producers.plant import load_plant
-from producers.replay import replay_csv
-from producers.simulator import Simulation, run_simulation, ticks_for
 
 sys.path.insert(0, str(Path(__file__).parent))
 import lookalikes

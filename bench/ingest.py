@@ -176,7 +176,7 @@ def ingest_processes(
     }
     return [
         subprocess.Popen(
-            command or [sys.executable, "-m", "streams.ingest"],
+            command or [sys.executable, "-m", "plantwatch.streams.ingest"],
             env=env,
             cwd=PROJECT_ROOT,
             stdout=subprocess.DEVNULL,
@@ -214,10 +214,10 @@ from pathlib import Path
 
 import clickhouse_connect.driver.transform as transform
 import quixstreams.kafka.consumer as consumer
-import streams.clickhouse_sink as sink
-import streams.dead_letter as dead_letter
-import streams.ingest as ingest
-import streams.message_batches as message_batches
+import plantwatch.streams.clickhouse_sink as sink
+import plantwatch.streams.dead_letter as dead_letter
+import plantwatch.streams.ingest as ingest
+import plantwatch.streams.message_batches as message_batches
 
 spent, counting = collections.Counter(), [False]
 

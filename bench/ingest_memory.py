@@ -61,7 +61,7 @@ def ingest_process(settings: Settings, log: Path) -> subprocess.Popen:
         "PLANTWATCH_INGEST__CONSUMER_GROUP": settings.ingest.consumer_group,
         "PLANTWATCH_CLICKHOUSE__ROLES": "false",  # the ingest user's grants cover the configured database only
     }
-    return subprocess.Popen([sys.executable, "-m", "streams.ingest"], env=env, cwd=PROJECT_ROOT,
+    return subprocess.Popen([sys.executable, "-m", "plantwatch.streams.ingest"], env=env, cwd=PROJECT_ROOT,
                             stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
 
 

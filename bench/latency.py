@@ -1,9 +1,9 @@
 """End-to-end latency at a steady 10k readings/s: SDK logger -> Kafka -> ingest -> ClickHouse -> dbt -> alerts.
 
 On the shared local stack with topics, a consumer group and a database of its own (dropped at the end), it runs
-a `python -m streams.ingest` process and a `plantwatch transform --every 10s` process, and publishes the default
-plant's simulated readings through the SDK logger at a steady rate, each message stamped with its production time
-(event time = wall clock at production). Every few seconds one machine's current goes beyond its spec limit for
+a `python -m plantwatch.streams.ingest` process and a `plantwatch transform --every 10s` process, and publishes the
+default plant's simulated readings through the SDK logger at a steady rate, each message stamped with its production
+time (event time = wall clock at production). Every few seconds one machine's current goes beyond its spec limit for
 two seconds (a different machine each time). Measured, as p50/p99:
 
 (a) production -> row in the raw table: ``ingested_at - event_time`` over every reading (ClickHouse stamps
@@ -39,6 +39,9 @@ from pathlib import Path
 
 import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
+from plantwatch.producers.plant import Plant, load_plant
+from plantwatch.producers.sdk_logger import SdkLogger
+from plantwatch.producers.simulator import Simulation
 
 from plantwatch import warehouse
 from plantwatch.alerting import Evaluator
@@ -47,9 +50,6 @@ from plantwatch.settings import PROJECT_ROOT, Settings, environment, get_setting
 from plantwatch.stack import running_stack
 from plantwatch.stack.alertmanager import Alertmanager
 from plantwatch.transform import transform
-from producers.plant import Plant, load_plant
-from producers.sdk_logger import SdkLogger
-from producers.simulator import Simulation
 
 QUERIES = Path(__file__).parent / "sql"
 FAULT_SENSOR = "current"
@@ -238,7 +238,7 @@ def main() -> None:
     logs = settings.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     ingest = subprocess.Popen(
-        [sys.executable, "-m", "streams.ingest"], cwd=PROJECT_ROOT, env=env,
+        [sys.executable, "-m", "plantwatch.streams.ingest"], cwd=PROJECT_ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=(logs / "bench-latency-ingest.log").open("wb"),
     )  # fmt: skip
     transformer = subprocess.Popen(

@@ -9,7 +9,7 @@ and 28123/29000: never the single-node stack's), then:
 - insert: one client inserts the same columns (100k-row columnar inserts, as the ingest does) through the
   Distributed table (distributed_foreground_insert = 1), and straight into each shard's local table (best of two
   rounds each, into a scratch database);
-- ingest: one `python -m streams.ingest` process lands the produced readings through the Distributed table;
+- ingest: one `python -m plantwatch.streams.ingest` process lands the produced readings through the Distributed table;
   steady readings/s between 20% and 95% of the rows (bench/ingest.py's method), and its readings per CPU-second;
 - transform: the first `dbt build` (parse, seeds, every model and test) on shard 1 over the Distributed sources,
   over the readings just landed (the local cluster runs the transform on one node: docs/scale-out.md).
@@ -167,7 +167,7 @@ def measure_inserts(cluster: Settings, figures: Figures, rows: int) -> None:
 
 def measure_ingest(cluster: Settings, figures: Figures, expected: int) -> None:
     env = {**os.environ, **environment(cluster), "PLANTWATCH_INGEST__CONSUMER_GROUP": f"bench-{uuid.uuid4().hex[:8]}"}
-    proc = subprocess.Popen([sys.executable, "-m", "streams.ingest"], env=env, cwd=PROJECT_ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "plantwatch.streams.ingest"], env=env, cwd=PROJECT_ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         samples = landed_samples(cluster, "ingest", expected, 300, [proc])
@@ -275,7 +275,7 @@ def drill(settings: Settings, name: str, seconds: float, fault: Callable[[float]
     env = {**os.environ, **environment(settings), "PLANTWATCH_INGEST__CONSUMER_GROUP": f"drill-{uuid.uuid4().hex[:8]}"}
     log = settings.state_dir / "logs" / f"drill-{name.split()[0]}-ingest.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    ingest = subprocess.Popen([sys.executable, "-m", "streams.ingest"], env=env, cwd=PROJECT_ROOT,
+    ingest = subprocess.Popen([sys.executable, "-m", "plantwatch.streams.ingest"], env=env, cwd=PROJECT_ROOT,
                               stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
     producer = PacedProducer(settings, seconds)
     notes = []

@@ -2,8 +2,9 @@
 
 The datasource is GE's generic SQL datasource on clickhouse-connect's SQLAlchemy dialect (``clickhousedb://``), so
 every expectation runs as SQL inside ClickHouse: column expectations are compiled by GE, the cross-row and
-cross-table ones are our queries (see :mod:`expectations.suites`). Nothing is pulled into pandas. The context is
-ephemeral: suites are code, results go to ClickHouse (:mod:`expectations.results`), so no GE project folder.
+cross-table ones are our queries (see :mod:`plantwatch.expectations.suites`). Nothing is pulled into pandas. The
+context is ephemeral: suites are code, results go to ClickHouse (:mod:`plantwatch.expectations.results`), so no
+GE project folder.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from typing import Any
 import great_expectations as gx
 import orjson
 from great_expectations.data_context.types.base import ProgressBarsConfig
+from plantwatch.expectations import GROUPS
+from plantwatch.expectations.suites import Suite, suites
 from sqlalchemy.engine import URL
 
-from expectations import GROUPS
-from expectations.suites import Suite, suites
 from plantwatch import warehouse
 from plantwatch.access import Role, credentials
 from plantwatch.settings import Settings

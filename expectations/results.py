@@ -6,9 +6,9 @@ The gauges live in the process's default registry, labelled with the checked dat
 
 from __future__ import annotations
 
+from plantwatch.expectations.checkpoint import QUALITY_ROLE, CheckRun
 from prometheus_client import Counter, Gauge
 
-from expectations.checkpoint import QUALITY_ROLE, CheckRun
 from plantwatch import warehouse
 from plantwatch.settings import Settings
 

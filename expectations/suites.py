@@ -14,9 +14,9 @@ from string import Template
 
 import great_expectations.expectations as gxe
 from great_expectations.expectations.row_conditions import Column
+from plantwatch.expectations import DERIVED, GROUPS, RAW
+from plantwatch.expectations.limits import physical_ranges
 
-from expectations import DERIVED, GROUPS, RAW
-from expectations.limits import physical_ranges
 from plantwatch.reading import COLUMN_NAMES, SensorKind
 from plantwatch.settings import Settings
 from plantwatch.warehouse import template_values

@@ -16,14 +16,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from expectations import GROUPS
-from expectations.limits import MissingLimits
 from plantwatch import warehouse
+from plantwatch.expectations import GROUPS
+from plantwatch.expectations.limits import MissingLimits
 from plantwatch.metrics import serve_metrics
 from plantwatch.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from expectations.checkpoint import CheckRun
+    from plantwatch.expectations.checkpoint import CheckRun
 
 METRICS_JOB = "plantwatch-check"
 
@@ -31,8 +31,8 @@ METRICS_JOB = "plantwatch-check"
 def check_once(settings: Settings, groups: tuple[str, ...] = GROUPS) -> CheckRun:
     """Validate, store the results in ClickHouse and update the gauges; returns the run."""
     # Imported here: Great Expectations takes seconds to import, which every other command would pay.
-    from expectations.checkpoint import QUALITY_ROLE, run_checkpoint
-    from expectations.results import publish, store
+    from plantwatch.expectations.checkpoint import QUALITY_ROLE, run_checkpoint
+    from plantwatch.expectations.results import publish, store
 
     results_table = settings.clickhouse.dq_results_table
     if not warehouse.client(settings, role=QUALITY_ROLE).command(f"EXISTS TABLE {results_table}"):

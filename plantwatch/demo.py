@@ -30,14 +30,14 @@ from plantwatch import warehouse
 from plantwatch.alert_replay import Lifecycle, first_sent, replay
 from plantwatch.alerting import evaluate_rules, results_table
 from plantwatch.checks import check_once, print_run
+from plantwatch.producers.faults import load_scenario
+from plantwatch.producers.plant import load_plant
+from plantwatch.producers.simulator import RunResult, run_simulation
 from plantwatch.report import plot_machine
 from plantwatch.settings import PROJECT_ROOT, Settings, environment, get_settings
 from plantwatch.stack import Stack
+from plantwatch.streams.ingest import transient
 from plantwatch.transform import transform
-from producers.faults import load_scenario
-from producers.plant import load_plant
-from producers.simulator import RunResult, run_simulation
-from streams.ingest import transient
 
 # Alert rules (by uid, grafana/provisioning/alerting/rules.yaml) that fire because of how the demo runs.
 FIRING_BY_DESIGN = {
@@ -143,7 +143,7 @@ def run_demo(
         reset(settings)
         progress.update(step, description="starting the ingest app")
         ingest = subprocess.Popen(
-            [sys.executable, "-m", "streams.ingest"],
+            [sys.executable, "-m", "plantwatch.streams.ingest"],
             env={**os.environ, **environment(settings)},
             stdout=subprocess.DEVNULL,
             stderr=(settings.state_dir / "logs" / "demo-ingest.log").open("wb"),

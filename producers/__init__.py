@@ -2,14 +2,14 @@
 
 The library API for other code (the demo, benchmarks, a user's gateway)::
 
-    from producers import SdkLogger, load_plant, load_scenario, run_simulation, simulate
+    from plantwatch.producers import SdkLogger, load_plant, load_scenario, run_simulation, simulate
 """
 
-from producers.faults import NO_FAULTS, FaultKind, FaultLabel, Scenario, load_scenario
-from producers.plant import Plant, load_plant
-from producers.replay import ReplayReport, replay_csv
-from producers.sdk_logger import SdkLogger
-from producers.simulator import RunResult, Simulation, run_simulation, simulate
+from plantwatch.producers.faults import NO_FAULTS, FaultKind, FaultLabel, Scenario, load_scenario
+from plantwatch.producers.plant import Plant, load_plant
+from plantwatch.producers.replay import ReplayReport, replay_csv
+from plantwatch.producers.sdk_logger import SdkLogger
+from plantwatch.producers.simulator import RunResult, Simulation, run_simulation, simulate
 
 __all__ = [
     "NO_FAULTS",

@@ -11,17 +11,17 @@ from typing import Annotated
 
 import typer
 from confluent_kafka import Producer
+from plantwatch.producers.archive import iter_range
+from plantwatch.producers.faults import NO_FAULTS, load_scenario
+from plantwatch.producers.plant import load_plant
+from plantwatch.producers.replay import ReplayError, parse_speed, replay_csv
+from plantwatch.producers.sdk_logger import archive_root, producer_config
+from plantwatch.producers.simulator import run_simulation
 from rich.console import Console
 
 from plantwatch.metrics import serve_metrics
 from plantwatch.reading import SensorKind
 from plantwatch.settings import get_settings
-from producers.archive import iter_range
-from producers.faults import NO_FAULTS, load_scenario
-from producers.plant import load_plant
-from producers.replay import ReplayError, parse_speed, replay_csv
-from producers.sdk_logger import archive_root, producer_config
-from producers.simulator import run_simulation
 
 console = Console(stderr=True, soft_wrap=True)
 

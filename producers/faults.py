@@ -26,10 +26,10 @@ from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
+from plantwatch.producers.plant import Machine, Plant, load_yaml_model
 from pydantic import BaseModel, Field, model_validator
 
 from plantwatch.reading import SensorKind
-from producers.plant import Machine, Plant, load_yaml_model
 
 
 class FaultKind(StrEnum):

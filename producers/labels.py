@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from plantwatch.producers.faults import FaultLabel
 
 from plantwatch import warehouse
 from plantwatch.settings import Settings
-from producers.faults import FaultLabel
 
 log = logging.getLogger(__name__)
 

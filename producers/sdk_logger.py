@@ -1,6 +1,6 @@
 """The SDK logger: dual logging of readings to the local archive and to Kafka, with nothing lost in between.
 
-Every message goes to the archive first (producers.archive), then to Kafka through an idempotent producer
+Every message goes to the archive first (plantwatch.producers.archive), then to Kafka through an idempotent producer
 (``acks=all``, ``enable.idempotence=true``, key = machine id, value = plantwatch.reading.encode). librdkafka retries
 for as long as the broker is away (``message.timeout.ms=0``) and queues meanwhile; once its queue is full the
 logger stops handing it new messages and keeps only archiving them. The messages not yet handed over are the
@@ -36,11 +36,11 @@ from types import TracebackType
 
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
+from plantwatch.producers.archive import MachineArchive, Position
 from prometheus_client import Counter, Gauge
 
 from plantwatch.reading import IDENTIFIER, encode
 from plantwatch.settings import Settings
-from producers.archive import MachineArchive, Position
 
 log = logging.getLogger(__name__)
 

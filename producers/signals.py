@@ -9,8 +9,7 @@ can learn, and that the relation-break fault violates.
 from __future__ import annotations
 
 import numpy as np
-
-from producers.plant import Plant
+from plantwatch.producers.plant import Plant
 
 BLOCK = 256  # ticks drawn at once
 

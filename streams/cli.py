@@ -12,7 +12,7 @@ def ingest() -> None:
 
     Settings: PLANTWATCH_INGEST__* (consumer group, batch size, flush interval, metrics port, enrich hook).
     """
-    from streams.ingest import IngestError, configure_logging, run  # Quix Streams takes a second to import
+    from plantwatch.streams.ingest import IngestError, configure_logging, run  # Quix Streams takes a second to import
 
     configure_logging()
     try:

@@ -1,6 +1,6 @@
 """A Quix Streams sink that lands readings in the ClickHouse raw table, in columnar inserts (Arrow format).
 
-Each run of messages' readings (``streams.message_batches.RunReadings``, an Arrow table) is appended to its
+Each run of messages' readings (``plantwatch.streams.message_batches.RunReadings``, an Arrow table) is appended to its
 partition's open batch as a slice of that table (no copy). Once a batch holds ``insert_rows`` rows it is handed to a
 background thread that inserts it while consumption goes on; at each Quix Streams checkpoint ``flush()`` inserts the
 open batches of all partitions together and waits for every insert to be acknowledged, and only then are the offsets
@@ -34,6 +34,8 @@ from typing import Any
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+from plantwatch.streams.message_batches import RunReadings
+from plantwatch.streams.metrics import BATCH_INSERT_SECONDS, MESSAGES_CONSUMED, READINGS_LANDED
 from quixstreams.models import HeadersTuples
 from quixstreams.sinks import BatchingSink, SinkBackpressureError
 from quixstreams.sinks.base import SinkBatch
@@ -41,8 +43,6 @@ from quixstreams.sinks.base import SinkBatch
 from plantwatch import warehouse
 from plantwatch.reading import ARROW_SCHEMA, COLUMN_NAMES
 from plantwatch.settings import Settings
-from streams.message_batches import RunReadings
-from streams.metrics import BATCH_INSERT_SECONDS, MESSAGES_CONSUMED, READINGS_LANDED
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5.0
@@ -137,7 +137,7 @@ class ClickHouseSink(BatchingSink):
         partition: int,
         offset: int,
     ) -> None:
-        """Called once per run of messages (streams.message_batches), the hot path.
+        """Called once per run of messages (plantwatch.streams.message_batches), the hot path.
 
         A batch is cut right after the message that brings it to ``insert_rows`` rows, wherever the runs begin and
         end: the same messages replayed from the same committed offset are cut into the same batches again, with

@@ -4,12 +4,12 @@
                               └──► dead-letter topic (original bytes + reason + source offset)
 
 Each row through the pipeline is a run of up to ``ingest.poll_messages`` consecutive messages of one partition
-(streams.message_batches: Quix Streams' per-message loop would cost more than the work). Quix Streams checkpoints
-every ``ingest.flush_interval_seconds``: the sink inserts its batches, then the offsets are committed
+(plantwatch.streams.message_batches: Quix Streams' per-message loop would cost more than the work). Quix Streams
+checkpoints every ``ingest.flush_interval_seconds``: the sink inserts its batches, then the offsets are committed
 (at-least-once; see clickhouse_sink for why a redelivered batch does not show twice). SIGTERM stops the loop,
 flushes the open batch and commits. Several processes in one consumer group share the partitions. At start both
 topics must exist (a missing one is one line naming the command that creates it, exit 2) and ClickHouse is waited
-for. Run it with ``python -m streams.ingest`` or ``plantwatch ingest``.
+for. Run it with ``python -m plantwatch.streams.ingest`` or ``plantwatch ingest``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from collections.abc import Callable
 import pyarrow as pa
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from confluent_kafka import KafkaError, KafkaException
+from plantwatch.streams.clickhouse_sink import ClickHouseSink
+from plantwatch.streams.dead_letter import DeadLetterQueue
+from plantwatch.streams.message_batches import MessageRunApplication, RunReadings
+from plantwatch.streams.metrics import record_lag
 from quixstreams.checkpointing.exceptions import CheckpointConsumerCommitError
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.kafka.configuration import ConnectionConfig
@@ -33,10 +37,6 @@ from plantwatch.metrics import serve_metrics
 from plantwatch.reading import MessageReadings
 from plantwatch.settings import Settings, get_settings
 from plantwatch.topics import CREATED_BY, missing_topics
-from streams.clickhouse_sink import ClickHouseSink
-from streams.dead_letter import DeadLetterQueue
-from streams.message_batches import MessageRunApplication, RunReadings
-from streams.metrics import record_lag
 
 logger = logging.getLogger(__name__)
 Enrich = Callable[[MessageReadings], MessageReadings | None]
@@ -205,7 +205,7 @@ def configure_logging() -> None:
 
 
 def main() -> None:
-    """``python -m streams.ingest``: run, and end with one line and exit 2 on an IngestError."""
+    """``python -m plantwatch.streams.ingest``: run, and end with one line and exit 2 on an IngestError."""
     configure_logging()
     try:
         run(get_settings())

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from plantwatch.expectations import GROUPS
 
-from expectations import GROUPS
 from plantwatch import warehouse
 from plantwatch.alerting import RuleResult, evaluate_rules
 from plantwatch.checks import check_once

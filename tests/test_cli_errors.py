@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
+from plantwatch.producers.replay import replay_csv
 
 from plantwatch import warehouse
 from plantwatch.settings import PROJECT_ROOT, Settings, environment
-from producers.replay import replay_csv
 from tests.fixtures.kafka_topic import read_topic
 
 MACHINE = "L9-pump01"

@@ -1,8 +1,8 @@
 """The local cluster really runs: a 3-node KRaft Kafka (replication factor 3, min.insync.replicas 2) and two
 chdb-served ClickHouse shards, at their own ports and state folder (never the single-node stack's).
 
-Readings of several machines are produced, `python -m streams.ingest` lands them through the Distributed table,
-and each reading must be on the shard its machine hashes to, exactly once, with `count()` through the Distributed
+Readings of several machines are produced, `python -m plantwatch.streams.ingest` lands them through the Distributed
+table, and each reading must be on the shard its machine hashes to, exactly once, with `count()` through the Distributed
 table equal to what was produced. What this test started it stops. Marked slow; it takes well under two minutes
 (about 30 s of it the cluster's start-up, skipped when the cluster is already up).
 """
@@ -107,7 +107,7 @@ def test_each_machine_lands_once_on_its_shard_through_the_distributed_table(clus
         "PLANTWATCH_INGEST__SESSION_TIMEOUT_MS": "6000",
     }
     log = tmp_path / "ingest.log"
-    ingest = subprocess.Popen([sys.executable, "-m", "streams.ingest"], cwd=PROJECT_ROOT, env=env,
+    ingest = subprocess.Popen([sys.executable, "-m", "plantwatch.streams.ingest"], cwd=PROJECT_ROOT, env=env,
                               stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
     admin = warehouse.client(cluster)
     try:

@@ -1,5 +1,6 @@
-"""Fault drills: the whole pipeline (simulator or SDK logger -> Kafka -> `python -m streams.ingest` -> ClickHouse ->
-dbt) on a private stack (own ports and state folder, started once for the module) that the drills break on purpose.
+"""Fault drills: the whole pipeline (simulator or SDK logger -> Kafka -> `python -m plantwatch.streams.ingest` ->
+ClickHouse -> dbt) on a private stack (own ports and state folder, started once for the module) that the drills
+break on purpose.
 
 Every drill streams readings at a steady rate, does its damage, and ends the same way (Drill.finish): wait until
 the deduplicated view holds every reading, run dbt, then compare what was produced with what ClickHouse holds:
@@ -26,8 +27,14 @@ import psutil
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
+from plantwatch.expectations import RAW
+from plantwatch.producers.archive import iter_range
+from plantwatch.producers.faults import NO_FAULTS
+from plantwatch.producers.plant import Plant, load_plant
+from plantwatch.producers.sdk_logger import SdkLogger, archive_root
+from plantwatch.producers.simulator import Message, RunResult, Simulation, run_simulation
+from plantwatch.streams import dead_letter
 
-from expectations import RAW
 from plantwatch import warehouse
 from plantwatch.access import pinned
 from plantwatch.checks import check_once
@@ -35,12 +42,6 @@ from plantwatch.reading import encode
 from plantwatch.settings import Settings
 from plantwatch.stack import Stack
 from plantwatch.transform import Transformer
-from producers.archive import iter_range
-from producers.faults import NO_FAULTS
-from producers.plant import Plant, load_plant
-from producers.sdk_logger import SdkLogger, archive_root
-from producers.simulator import Message, RunResult, Simulation, run_simulation
-from streams import dead_letter
 from tests.conftest import create_topics
 from tests.fixtures.kafka_topic import read_topic
 from tests.fixtures.pipeline import (

@@ -1,5 +1,5 @@
-"""The ingest app against the real stack: each test runs `python -m streams.ingest` as subprocesses on its own topics
-and database (the `isolated` fixture) and looks at what a user sees: rows in ClickHouse, messages on the
+"""The ingest app against the real stack: each test runs `python -m plantwatch.streams.ingest` as subprocesses on its
+own topics and database (the `isolated` fixture) and looks at what a user sees: rows in ClickHouse, messages on the
 dead-letter topic, /metrics, committed offsets."""
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from plantwatch.streams import dead_letter
+from plantwatch.streams.clickhouse_sink import ClickHouseSink
+from plantwatch.streams.ingest import transient
+from plantwatch.streams.message_batches import MessageRunApplication
 from prometheus_client.parser import text_string_to_metric_families
 from quixstreams.models import Row
 
@@ -27,10 +31,6 @@ from plantwatch import warehouse
 from plantwatch.metrics import free_port
 from plantwatch.reading import MessageReadings, encode
 from plantwatch.settings import PROJECT_ROOT, Settings
-from streams import dead_letter
-from streams.clickhouse_sink import ClickHouseSink
-from streams.ingest import transient
-from streams.message_batches import MessageRunApplication
 
 SENSORS = [("temp", "temperature", "C"), ("vib", "vibration", "mm/s"), ("amps", "current", "A")] + [
     (f"t{i}", "temperature", "C") for i in range(5)
@@ -68,7 +68,7 @@ def produce(settings: Settings, messages: list[tuple[bytes | None, bytes | None]
 
 
 class Ingest:
-    """One `python -m streams.ingest` process, configured through PLANTWATCH_* variables."""
+    """One `python -m plantwatch.streams.ingest` process, configured through PLANTWATCH_* variables."""
 
     def __init__(self, settings: Settings, group: str, log: Path, **ingest: object) -> None:
         self.metrics_port = free_port()
@@ -88,7 +88,11 @@ class Ingest:
         }
         self.log = log
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.ingest"], cwd=PROJECT_ROOT, env=env, stdout=log.open("wb"), stderr=-2
+            [sys.executable, "-m", "plantwatch.streams.ingest"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log.open("wb"),
+            stderr=-2,
         )
 
     def metrics(self) -> dict[tuple[str, tuple], float]:

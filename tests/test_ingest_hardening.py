@@ -1,6 +1,6 @@
 """Hardening of the ingest (issue 17) on the real stack: no message stops it, no topic incarnation collides with
 another in ClickHouse's deduplication, memory stays bounded, and it starts sanely when ClickHouse or a topic is
-missing. Each test runs `python -m streams.ingest` as a subprocess on its own topics and database."""
+missing. Each test runs `python -m plantwatch.streams.ingest` as a subprocess on its own topics and database."""
 
 from __future__ import annotations
 
@@ -18,10 +18,10 @@ import psutil
 import pytest
 from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
+from plantwatch.streams import dead_letter
 
 from plantwatch.metrics import free_port
 from plantwatch.settings import PROJECT_ROOT, Settings
-from streams import dead_letter
 from tests import test_ingest
 from tests.test_ingest import PER_MESSAGE, Ingest, committed, count, end_offsets, good_messages, produce, wait_for
 

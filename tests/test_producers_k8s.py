@@ -14,10 +14,10 @@ import kubernetes_validate
 import orjson
 import pytest
 import yaml
+from plantwatch.producers.archive import iter_range
 
 from plantwatch import warehouse
 from plantwatch.settings import PROJECT_ROOT, Settings, environment
-from producers.archive import iter_range
 from tests.fixtures.kafka_topic import read_topic
 
 K8S = PROJECT_ROOT / "k8s"

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
+from plantwatch.producers.plant import load_plant
+from plantwatch.producers.sdk_logger import SdkLogger
+from plantwatch.producers.simulator import simulate
 from prometheus_client import REGISTRY
 
 from plantwatch.metrics import free_port
 from plantwatch.settings import Settings
 from plantwatch.stack import Stack
-from producers.plant import load_plant
-from producers.sdk_logger import SdkLogger
-from producers.simulator import simulate
 from tests.conftest import create_topics
 from tests.fixtures.kafka_topic import read_topic
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+from plantwatch.expectations import DERIVED, RAW
+from plantwatch.expectations.checkpoint import CheckRun
 from typer.testing import CliRunner, Result
 
-from expectations import DERIVED, RAW
-from expectations.checkpoint import CheckRun
 from plantwatch import warehouse
 from plantwatch.checks import check_once
 from plantwatch.cli import app

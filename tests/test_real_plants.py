@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from plantwatch.producers.replay import replay_csv
 from pydantic import ValidationError
 
 from plantwatch import warehouse
@@ -25,7 +26,6 @@ from plantwatch.reading import COLUMN_NAMES, SensorKind
 from plantwatch.settings import PROJECT_ROOT, Settings, environment
 from plantwatch.stack import Stack
 from plantwatch.transform import Transformer, dbt_vars
-from producers.replay import replay_csv
 from tests.fixtures.pipeline import IngestProcess, wait_for
 
 

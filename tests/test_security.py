@@ -14,6 +14,7 @@ from string import Template
 
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
+from plantwatch.producers.sdk_logger import SdkLogger
 
 from plantwatch import access, baseline, warehouse
 from plantwatch.metrics import free_port
@@ -21,7 +22,6 @@ from plantwatch.reading import COLUMN_NAMES
 from plantwatch.settings import Settings
 from plantwatch.stack import Stack
 from plantwatch.transform import Transformer
-from producers.sdk_logger import SdkLogger
 from tests.fixtures.pipeline import query_file
 
 MART = "alerts"

@@ -19,15 +19,15 @@ from plantwatch.baseline_command import baseline_app
 from plantwatch.checks import check
 from plantwatch.demo import demo
 from plantwatch.plant_command import limits_app, machine_app
+from plantwatch.producers.cli import CliError, archive_app, produce, replay
+from plantwatch.producers.plant import PlantConfigError
+from plantwatch.producers.replay import ReplayError
 from plantwatch.settings import Settings, SettingsError, describe, environment, get_settings
 from plantwatch.stack import Stack, StackError
 from plantwatch.stack.cluster import cluster_environment, is_local_cluster, local_cluster
+from plantwatch.streams.cli import ingest
 from plantwatch.topics import ensure_topics
 from plantwatch.transform import transform_command
-from producers.cli import CliError, archive_app, produce, replay
-from producers.plant import PlantConfigError
-from producers.replay import ReplayError
-from streams.cli import ingest
 
 # What a user can cause and fix (a setting, an option, a file): one line on stderr and exit 2, without a traceback
 # unless --debug. Anything else is a bug, and keeps its traceback.
@@ -232,6 +232,3 @@ def show_config() -> None:
         table.add_row(name, "***" if "PASSWORD" in name and value else value)
     Console().print(table)
 
-
-if __name__ == "__main__":
-    app()
