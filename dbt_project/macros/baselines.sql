@@ -62,12 +62,10 @@ inner join (
     from {{ checks }}
     window next_window as (partition by machine_id, sensor_id order by window_start rows between current row and 1 following)
 ) as checks
-    on windows.machine_id = checks.machine_id
-    and windows.sensor_id = checks.sensor_id
-    and windows.window_start = checks.window_start
+    on {{ same_window('windows', 'checks') }}
 left anti join (
     select machine_id, window_start from {{ checks }} where fault_kind != '' group by machine_id, window_start
-) as faulty on windows.machine_id = faulty.machine_id and windows.window_start = faulty.window_start
+) as faulty on {{ same_window('windows', 'faulty', per_machine=true) }}
 {% endmacro %}
 
 {#- Mergeable moments of a group of window vectors (sum them over groups, then baseline_from_moments). -#}

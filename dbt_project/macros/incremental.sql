@@ -111,3 +111,26 @@ inner join {{ changed }} on {{ rows }}.machine_id = {{ changed }}.machine_id
 where {{ rows }}.{{ time_column }} >= {{ align ~ '(' ~ since ~ ')' if align else since }}
   and {{ rows }}.{{ time_column }} >= {{ align ~ '(' ~ earliest ~ ')' if align else earliest }}
 {%- endmacro %}
+
+{#-
+  The config of an incremental model as the macros above expect it: appended rows, of which the newest `version`
+  (computed_at: the run that wrote it) of each `order_by` key wins on merge. `partition_by` a time column: monthly
+  partitions of it. `fine_index` (the per-window tables): an index mark every var window_table_index_granularity
+  rows, so that reading a machine's last hour skips the rest of its history. `minmax`: columns with a minmax skip
+  index (the incremental reads cut by computed_at; the marts by their flag columns).
+-#}
+{% macro incremental_config(order_by, version='computed_at', partition_by=none, fine_index=false, minmax=[]) %}
+{%- set indexes = [] -%}
+{%- for column in minmax -%}
+{%- do indexes.append({'name': column ~ '_minmax', 'definition': column ~ ' TYPE minmax GRANULARITY 1'}) -%}
+{%- endfor -%}
+{{ return({
+    'materialized': 'incremental',
+    'incremental_strategy': 'append',
+    'engine': 'ReplacingMergeTree(' ~ version ~ ')',
+    'order_by': order_by,
+    'partition_by': 'toYYYYMM(' ~ partition_by ~ ')' if partition_by else none,
+    'settings': {'index_granularity': var('window_table_index_granularity')} if fine_index else {},
+    'indexes': indexes,
+}) }}
+{% endmacro %}

@@ -39,3 +39,10 @@ greatest({{ seconds }} * 1000, {{ windows }} * {{ window_ms }})
 {% macro severity(score, threshold) -%}
 if({{ score }} >= {{ threshold }} * {{ var('critical_factor') }}, 'critical', 'warning')
 {%- endmacro %}
+
+{#- The join condition of two relations' rows of the same window: machine, sensor (unless per_machine) and start. -#}
+{% macro same_window(left, right, per_machine=false) -%}
+{{ left }}.machine_id = {{ right }}.machine_id
+        {%- if not per_machine %} and {{ left }}.sensor_id = {{ right }}.sensor_id{% endif %}
+        and {{ left }}.window_start = {{ right }}.window_start
+{%- endmacro %}

@@ -1,9 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    engine='ReplacingMergeTree(computed_at)',
-    order_by='(machine_id, baseline_kind, baseline_version)',
-) }}
+{{ config(**incremental_config('(machine_id, baseline_kind, baseline_version)')) }}
 {%- set block = var('baseline_block_windows') -%}
 {%- set blocks_back = (var('baseline_reference_windows') / block) | round(0, 'ceil') | int -%}
 {%- set detectors = ['multivariate', 'level', 'spike', 'drift'] -%}
@@ -76,8 +71,7 @@ window_scores as (
         sensor_maxima.spike_score as spike_score,
         sensor_maxima.drift_score as drift_score
     from scoped_machine_scores as scores
-    inner join sensor_maxima
-        on scores.machine_id = sensor_maxima.machine_id and scores.window_start = sensor_maxima.window_start
+    inner join sensor_maxima on {{ same_window('scores', 'sensor_maxima', per_machine=true) }}
     where scores.baseline_kind != ''
 ),
 

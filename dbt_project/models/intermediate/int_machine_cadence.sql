@@ -1,9 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    engine='ReplacingMergeTree(computed_at)',
-    order_by='machine_id',
-) }}
+{{ config(**incremental_config('machine_id')) }}
 -- Each machine's sampling period, measured from its data, and the detector window that follows from it: var
 -- readings_per_window periods, at least var window_seconds. Measured once, when the machine's best-served sensor has
 -- sent var cadence_min_readings readings: the median step between a sensor's first readings (up to a thousand),

@@ -1,17 +1,7 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    engine='ReplacingMergeTree(computed_at)',
-    order_by='(machine_id, window_start)',
-    partition_by='toYYYYMM(window_start)',
-    settings={'index_granularity': var('window_table_index_granularity')},
-    indexes=[
-        {'name': 'computed_at_minmax', 'definition': 'computed_at TYPE minmax GRANULARITY 1'},
-        {'name': 'calibrating_minmax', 'definition': 'calibrating TYPE minmax GRANULARITY 1'},
-        {'name': 'multivariate_minmax', 'definition': 'multivariate_score TYPE minmax GRANULARITY 1'},
-        {'name': 'level_minmax', 'definition': 'level_score TYPE minmax GRANULARITY 1'},
-    ],
-) }}
+{{ config(**incremental_config(
+    '(machine_id, window_start)', partition_by='window_start', fine_index=true,
+    minmax=['computed_at', 'calibrating', 'multivariate_score', 'level_score'],
+)) }}
 {%- set folds = var('cv_folds') -%}
 {%- set block = var('baseline_block_windows') -%}
 {%- set spec_dict = ref('spec_limits_dict').schema ~ '.' ~ ref('spec_limits_dict').identifier %}

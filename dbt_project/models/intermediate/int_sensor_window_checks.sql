@@ -1,15 +1,7 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    engine='ReplacingMergeTree(computed_at)',
-    order_by='(machine_id, sensor_id, window_start)',
-    partition_by='toYYYYMM(window_start)',
-    settings={'index_granularity': var('window_table_index_granularity')},
-    indexes=[
-        {'name': 'computed_at_minmax', 'definition': 'computed_at TYPE minmax GRANULARITY 1'},
-        {'name': 'fault_kind_minmax', 'definition': 'fault_kind TYPE minmax GRANULARITY 1'},
-    ],
-) }}
+{{ config(**incremental_config(
+    '(machine_id, sensor_id, window_start)', partition_by='window_start', fine_index=true,
+    minmax=['computed_at', 'fault_kind'],
+)) }}
 -- One row per machine, sensor and window in which the machine reported (including windows the sensor missed), with
 -- what needs no baseline to judge: 'impossible_value' (a reading outside the sensor's physical range, where the
 -- seeds give one), 'dropout' (fewer readings than var dropout_fraction of the machine's best-served sensor, once
@@ -113,10 +105,7 @@ observed as (
         windows.min_value as min_value,
         windows.max_value as max_value
     from grid
-    left join context as windows
-        on grid.machine_id = windows.machine_id
-        and grid.sensor_id = windows.sensor_id
-        and grid.window_start = windows.window_start
+    left join context as windows on {{ same_window('grid', 'windows') }}
 ),
 
 with_ranges as (

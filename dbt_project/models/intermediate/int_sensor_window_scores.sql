@@ -1,18 +1,7 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    engine='ReplacingMergeTree(computed_at)',
-    order_by='(machine_id, sensor_id, window_start)',
-    partition_by='toYYYYMM(window_start)',
-    settings={'index_granularity': var('window_table_index_granularity')},
-    indexes=[
-        {'name': 'computed_at_minmax', 'definition': 'computed_at TYPE minmax GRANULARITY 1'},
-        {'name': 'calibrating_minmax', 'definition': 'calibrating TYPE minmax GRANULARITY 1'},
-        {'name': 'level_score_minmax', 'definition': 'level_score TYPE minmax GRANULARITY 1'},
-        {'name': 'spike_score_minmax', 'definition': 'spike_score TYPE minmax GRANULARITY 1'},
-        {'name': 'drift_score_minmax', 'definition': 'drift_score TYPE minmax GRANULARITY 1'},
-    ],
-) }}
+{{ config(**incremental_config(
+    '(machine_id, sensor_id, window_start)', partition_by='window_start', fine_index=true,
+    minmax=['computed_at', 'calibrating', 'level_score', 'spike_score', 'drift_score'],
+)) }}
 {%- set context = var('drift_context_windows') -%}
 -- One row per sensor of a scored machine window (a baseline in force):
 --   level_score  |z| of the sensor's window mean against the baseline (int_machine_window_scores)
@@ -115,14 +104,8 @@ with_windows as (
         checks.flat_readings as flat_readings,
         checks.flat_fraction as flat_fraction
     from per_sensor
-    inner join scoped_windows as windows
-        on per_sensor.machine_id = windows.machine_id
-        and per_sensor.sensor_id = windows.sensor_id
-        and per_sensor.window_start = windows.window_start
-    inner join scoped_checks as checks
-        on per_sensor.machine_id = checks.machine_id
-        and per_sensor.sensor_id = checks.sensor_id
-        and per_sensor.window_start = checks.window_start
+    inner join scoped_windows as windows on {{ same_window('per_sensor', 'windows') }}
+    inner join scoped_checks as checks on {{ same_window('per_sensor', 'checks') }}
 ),
 
 smoothed as (

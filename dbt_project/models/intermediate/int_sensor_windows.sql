@@ -1,12 +1,6 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    engine='ReplacingMergeTree(computed_at)',
-    order_by='(machine_id, sensor_id, window_start)',
-    partition_by='toYYYYMM(window_start)',
-    settings={'index_granularity': var('window_table_index_granularity')},
-    indexes=[{'name': 'computed_at_minmax', 'definition': 'computed_at TYPE minmax GRANULARITY 1'}],
-) }}
+{{ config(**incremental_config(
+    '(machine_id, sensor_id, window_start)', partition_by='window_start', fine_index=true, minmax=['computed_at'],
+)) }}
 -- One row per machine, sensor and detector window (the machine's window length, int_machine_cadence): the window's
 -- statistics, including the spread of the readings around the window's own linear trend (what the spike detector
 -- scores) and the smallest step between two successive readings (a quantized sensor's resolution).

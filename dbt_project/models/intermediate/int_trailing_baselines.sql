@@ -1,10 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    engine='ReplacingMergeTree(computed_at)',
-    order_by='(machine_id, block_start)',
-    partition_by='toYYYYMM(block_start)',
-) }}
+{{ config(**incremental_config('(machine_id, block_start)', partition_by='block_start')) }}
 {%- set block = var('baseline_block_windows') -%}
 {%- set blocks_back = (var('baseline_reference_windows') / block) | round(0, 'ceil') | int -%}
 -- The default (trailing) baseline of each machine for each block of var baseline_block_windows windows: fitted on

@@ -1,9 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    engine='ReplacingMergeTree(last_ingested_at)',
-    order_by='minute',
-) }}
+{{ config(**incremental_config('minute', version='last_ingested_at')) }}
 -- Ingest per minute of ingest time (raw rows, redeliveries included): readings, machines, and the largest delay
 -- from a reading's event time to its arrival in ClickHouse. Incremental: each run recomputes its last minute on.
 with

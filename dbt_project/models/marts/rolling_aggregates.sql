@@ -1,10 +1,6 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='append',
-    engine='ReplacingMergeTree(max_ingested_at)',
-    order_by='(machine_id, sensor_id, window_seconds, window_start)',
-    partition_by='toYYYYMM(window_start)',
-) }}
+{{ config(**incremental_config(
+    '(machine_id, sensor_id, window_seconds, window_start)', version='max_ingested_at', partition_by='window_start',
+)) }}
 -- Rolling aggregates per machine and sensor over 1-minute, 5-minute and 1-hour windows (window_seconds 60, 300,
 -- 3600): readings, mean, stddev, min, max, and the rate of change (last minus first reading over the time between
 -- them, per second). Computed from the deduplicated readings, not from the per-minute states of the materialized
@@ -38,7 +34,14 @@ minutes as (
         toStartOfMinute(event_time) as minute_start,
         any(sensor_kind) as sensor_kind,
         countState() as count_state,
-        {{ reading_states() }},
+        avgState(value) as mean_state,
+        stddevPopState(value) as stddev_state,
+        minState(value) as min_state,
+        maxState(value) as max_state,
+        argMinState(value, event_time) as first_value_state,
+        argMaxState(value, event_time) as last_value_state,
+        minState(event_time) as first_at_state,
+        maxState(event_time) as last_at_state,
         max(ingested_at) as max_ingested_at
     from in_scope
     group by machine_id, sensor_id, minute_start
