@@ -38,13 +38,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
+
+from plantwatch import baseline, warehouse
 from plantwatch.producers.faults import load_scenario
 from plantwatch.producers.labels import insert_labels
 from plantwatch.producers.plant import load_plant
 from plantwatch.producers.replay import replay_csv
 from plantwatch.producers.simulator import Simulation, run_simulation, ticks_for
-
-from plantwatch import baseline, warehouse
 from plantwatch.reading import COLUMN_NAMES, SensorKind
 from plantwatch.scoring import DetectionScore, InstantScore, instant_report, report, score, score_instants
 from plantwatch.settings import PROJECT_ROOT, Settings, environment, get_settings

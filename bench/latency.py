@@ -39,13 +39,13 @@ from pathlib import Path
 
 import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
-from plantwatch.producers.plant import Plant, load_plant
-from plantwatch.producers.sdk_logger import SdkLogger
-from plantwatch.producers.simulator import Simulation
 
 from plantwatch import warehouse
 from plantwatch.alerting import Evaluator
 from plantwatch.metrics import free_port
+from plantwatch.producers.plant import Plant, load_plant
+from plantwatch.producers.sdk_logger import SdkLogger
+from plantwatch.producers.simulator import Simulation
 from plantwatch.settings import PROJECT_ROOT, Settings, environment, get_settings
 from plantwatch.stack import running_stack
 from plantwatch.stack.alertmanager import Alertmanager

@@ -31,10 +31,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
 from plantwatch.producers.faults import Fault, FaultKind, Scenario
 from plantwatch.producers.plant import Plant, load_plant
 from plantwatch.producers.simulator import Simulation, ticks_for
-
 from plantwatch.settings import PROJECT_ROOT
 
 PLANTS = PROJECT_ROOT / "producers" / "plants"

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
 from plantwatch.producers.faults import NO_FAULTS
 from plantwatch.producers.plant import Plant, load_plant
 from plantwatch.producers.simulator import Simulation, run_simulation, ticks_for
-
 from plantwatch.settings import Settings, get_settings
 from plantwatch.stack import running_stack
 

@@ -69,10 +69,10 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from plantwatch.producers.plant import Plant
 
 from plantwatch import warehouse
 from plantwatch.metrics import free_port
+from plantwatch.producers.plant import Plant
 from plantwatch.settings import PROJECT_ROOT, Settings, environment, get_settings
 from plantwatch.stack import Stack, running_stack
 

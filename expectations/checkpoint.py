@@ -17,12 +17,12 @@ from typing import Any
 import great_expectations as gx
 import orjson
 from great_expectations.data_context.types.base import ProgressBarsConfig
-from plantwatch.expectations import GROUPS
-from plantwatch.expectations.suites import Suite, suites
 from sqlalchemy.engine import URL
 
 from plantwatch import warehouse
 from plantwatch.access import Role, credentials
+from plantwatch.expectations import GROUPS
+from plantwatch.expectations.suites import Suite, suites
 from plantwatch.settings import Settings
 
 MAX_DETAIL_CHARS = 2000

@@ -6,10 +6,10 @@ The gauges live in the process's default registry, labelled with the checked dat
 
 from __future__ import annotations
 
-from plantwatch.expectations.checkpoint import QUALITY_ROLE, CheckRun
 from prometheus_client import Counter, Gauge
 
 from plantwatch import warehouse
+from plantwatch.expectations.checkpoint import QUALITY_ROLE, CheckRun
 from plantwatch.settings import Settings
 
 RESULT_COLUMNS = ("run_id", "run_at", "suite", "expectation", "column", "success", "observed", "details")

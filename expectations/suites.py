@@ -9,19 +9,19 @@ built-in expectations, which GE compiles to SQL for ClickHouse; rules that span 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from string import Template
 
 import great_expectations.expectations as gxe
 from great_expectations.expectations.row_conditions import Column
+
 from plantwatch.expectations import DERIVED, GROUPS, RAW
 from plantwatch.expectations.limits import physical_ranges
-
 from plantwatch.reading import COLUMN_NAMES, SensorKind
+from plantwatch.resources import package_path
 from plantwatch.settings import Settings
 from plantwatch.warehouse import template_values
 
-SQL_DIR = Path(__file__).parent / "sql"
+SQL_DIR = package_path("plantwatch.expectations", "sql")
 
 # The dbt marts checked here and the values their categorical columns may take (the warehouse's table contract).
 MACHINE_FLAG_KINDS = ("spec_breach", "level", "spike", "drift", "multivariate")

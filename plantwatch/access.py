@@ -25,11 +25,12 @@ from xml.sax.saxutils import escape
 import orjson
 import yaml
 
+from plantwatch.resources import package_path
 from plantwatch.settings import Settings
 
 Role = Literal["ingest", "transform", "quality", "grafana"]
 ROLES: tuple[Role, ...] = ("ingest", "transform", "quality", "grafana")
-ACCESS_FILE = Path(__file__).parent / "sql" / "access.yaml"
+ACCESS_FILE = package_path("plantwatch", "sql", "access.yaml")
 LOCAL_ADMIN = "plantwatch_admin"  # the local stack's admin user
 SERVER_USER = "default"  # the chdb engine's own session
 ADMIN_KEY = "admin"  # the admin's password in the secrets file
@@ -103,7 +104,7 @@ def _declared() -> dict[str, Any]:
     return yaml.safe_load(ACCESS_FILE.read_text())
 
 
-SQL_DIR = Path(__file__).parent / "sql"
+SQL_DIR = package_path("plantwatch", "sql")
 _CREATED = re.compile(
     r"CREATE\s+(?:TABLE|VIEW|MATERIALIZED\s+VIEW|DICTIONARY)\s+IF\s+NOT\s+EXISTS\s+\$\{database\}\.(\S+)", re.I
 )

@@ -19,14 +19,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from plantwatch import warehouse
 from plantwatch.reading import IDENTIFIER
+from plantwatch.resources import package_path
 from plantwatch.settings import Settings
 from plantwatch.transform import Transformer
 
-QUERIES = Path(__file__).parent / "sql" / "queries"
+QUERIES = package_path("plantwatch", "sql", "queries")
 FITTED_BY = re.compile(r"[\w ./:()+-]{1,120}")
 
 

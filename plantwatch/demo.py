@@ -10,7 +10,6 @@ and a PNG of a faulty machine's sensors marked with when each notification went 
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -19,25 +18,27 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from plantwatch import warehouse
 from plantwatch.alert_replay import Lifecycle, first_sent, replay
-from plantwatch.alerting import evaluate_rules, results_table
-from plantwatch.checks import check_once, print_run
+from plantwatch.alerting import RuleResult, evaluate_rules
+from plantwatch.expectations.check import check_once
 from plantwatch.producers.faults import load_scenario
 from plantwatch.producers.plant import load_plant
 from plantwatch.producers.simulator import RunResult, run_simulation
 from plantwatch.report import plot_machine
-from plantwatch.settings import PROJECT_ROOT, Settings, environment, get_settings
+from plantwatch.resources import package_path, workspace
+from plantwatch.settings import Settings, environment
 from plantwatch.stack import Stack
-from plantwatch.streams.ingest import transient
+from plantwatch.topics import transient_kafka_error
 from plantwatch.transform import transform
+
+if TYPE_CHECKING:
+    from plantwatch.expectations.checkpoint import CheckRun  # Great Expectations: imported when the check runs
 
 # Alert rules (by uid, grafana/provisioning/alerting/rules.yaml) that fire because of how the demo runs.
 FIRING_BY_DESIGN = {
@@ -48,11 +49,24 @@ FIRING_BY_DESIGN = {
 DEMO_SCOPE = "plantwatch.demo"  # the demo's topics and consumer group; its database is the second managed one
 
 
+class DemoProgress(Protocol):
+    """How the demo reports its way (plantwatch.cli.demo draws it)."""
+
+    def step(self, description: str) -> None:
+        """The step now under way."""
+
+    def landed(self, count: int, total: int) -> None:
+        """Of the readings published, how many have landed in ClickHouse so far."""
+
+
 @dataclass
 class DemoResult:
     run: RunResult
+    machines: int
+    minutes: float  # simulated: the healthy history and the minutes with faults
     landed: int
-    checks_passed: bool
+    checks: CheckRun
+    results: list[RuleResult]  # one evaluation of the alert rules
     firing: list[str]
     detected: list[tuple[str, str, str, bool]]  # (machine, fault kind, alert kinds, detected)
     report: Path
@@ -94,19 +108,19 @@ def delete_consumer_group(admin: AdminClient, group: str, timeout: float = 60.0)
         except KafkaException as exc:
             if exc.args[0].code() == KafkaError.GROUP_ID_NOT_FOUND:
                 return
-            if not transient(exc) or time.monotonic() > deadline:
+            if not transient_kafka_error(exc.args[0]) or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
 
 
-def wait_landed(settings: Settings, expected: int, timeout: float, progress: Progress, task: object) -> int:
+def wait_landed(settings: Settings, expected: int, timeout: float, progress: DemoProgress) -> int:
     ch = warehouse.client(settings)
     view = settings.clickhouse.readings_view
     deadline = time.monotonic() + timeout
     landed = 0
     while time.monotonic() < deadline:
         landed = int(ch.command(f"SELECT count() FROM {view}"))
-        progress.update(task, completed=landed)
+        progress.landed(landed, expected)
         if landed >= expected:
             break
         time.sleep(0.5)
@@ -116,7 +130,7 @@ def wait_landed(settings: Settings, expected: int, timeout: float, progress: Pro
 def detection_table(settings: Settings, run: RunResult) -> list[tuple[str, str, str, bool]]:
     """For each injected fault: the alert kinds raised on its machine while it lasted (and a little after)."""
     ch = warehouse.client(settings)
-    sql = (PROJECT_ROOT / "plantwatch" / "sql" / "queries" / "alerts_during.sql").read_text()
+    sql = package_path("plantwatch", "sql", "queries", "alerts_during.sql").read_text()
     rows = []
     for label in run.labels:
         kinds = ch.query(
@@ -129,108 +143,49 @@ def detection_table(settings: Settings, run: RunResult) -> list[tuple[str, str, 
 
 
 def run_demo(
-    settings: Settings, console: Console, minutes: float = 6.0, seed: int = 7, history: float = 40.0
+    settings: Settings, progress: DemoProgress, minutes: float = 6.0, seed: int = 7, history: float = 40.0
 ) -> DemoResult:
     settings = settings.scoped(DEMO_SCOPE, database=settings.clickhouse.managed_databases[1])
-    progress = Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=console,
-    )  # fmt: skip
-    with progress:
-        step = progress.add_task("starting the stack", total=None)
-        Stack(settings).up(timeout=240, progress=lambda msg: progress.update(step, description=msg))
-        progress.update(step, description="fresh demo topics and database")
-        reset(settings)
-        progress.update(step, description="starting the ingest app")
-        ingest = subprocess.Popen(
-            [sys.executable, "-m", "plantwatch.streams.ingest"],
-            env={**os.environ, **environment(settings)},
-            stdout=subprocess.DEVNULL,
-            stderr=(settings.state_dir / "logs" / "demo-ingest.log").open("wb"),
-        )
-        try:
-            plant = load_plant(settings.producer.plant_file)
-            scenario = load_scenario(settings.producer.scenario_file).shifted(history * 60)
-            total = history + minutes
-            progress.update(step, description=f"simulating {total:g} min of {len(plant.machines)} machines")
-            # Simulated time ends about now, so freshness and "not in the future" hold as for a live plant.
-            start_ms = int(time.time() * 1000 - total * 60_000)
-            run = run_simulation(settings, plant, scenario, seed=seed, start_ms=start_ms, duration_s=total * 60, rate=0)
-            progress.remove_task(step)
-            landing = progress.add_task("readings landing in ClickHouse", total=run.readings)
-            landed = wait_landed(settings, run.readings, 120, progress, landing)
-        finally:
-            ingest.send_signal(signal.SIGTERM)
-            ingest.wait(30)
-        step = progress.add_task("dbt build", total=None)
-        transform(settings)
-        progress.update(step, description="data-quality checkpoint")
-        checks = check_once(settings)
-        progress.update(step, description="alert rules")
-        results = evaluate_rules(settings)
-        progress.update(step, description="alert lifecycle: the simulated minutes replayed through Alertmanager")
-        faults_from = datetime.fromtimestamp(start_ms / 1000, UTC) + timedelta(minutes=history)
-        lifecycle = replay(settings, faults_from, faults_from + timedelta(minutes=minutes), PROJECT_ROOT / "reports")
-        progress.update(step, description="report")
-        detected = detection_table(settings, run)
-        drifting = [label.machine_id for label in run.labels if label.fault_kind == "drift"]
-        faulty = (drifting or [label.machine_id for label in run.labels])[0]
-        marks = [(n.at, n.status, n.alertname) for n in first_sent(lifecycle.notifications) if n.machine_id == faulty]
-        report = plot_machine(settings, faulty, PROJECT_ROOT / "reports" / f"demo-{faulty}.png", marks)
-        progress.remove_task(step)
-
-    console.print(f"[bold]{run.readings:,}[/] readings from {len(plant.machines)} machines published in "
-                  f"{run.seconds:.1f}s; [bold]{landed:,}[/] landed in ClickHouse")  # fmt: skip
-    print_run(checks, console)
-    console.print(results_table(results))
-    for result in results:
-        if result.state == "firing" and (why := FIRING_BY_DESIGN.get(result.rule.uid)):
-            console.print(f"[dim]{result.rule.title} fires by design here: {why.format(minutes=total)}.[/]")
-    table = Table("machine", "injected fault", "alerts raised (category:kind)", "detected", title="Faults vs alerts")
-    for machine, kind, alerts, hit in detected:
-        table.add_row(machine, kind, alerts, "[green]yes[/]" if hit else "[red]no[/]")
-    console.print(table)
-    print_lifecycle(console, lifecycle, settings)
-    console.print(f"report: {report}")
+    progress.step("starting the stack")
+    Stack(settings).up(timeout=240, progress=progress.step)
+    progress.step("fresh demo topics and database")
+    reset(settings)
+    progress.step("starting the ingest app")
+    ingest = subprocess.Popen(
+        [sys.executable, "-m", "plantwatch.streams.ingest"],
+        env={**os.environ, **environment(settings)},
+        stdout=subprocess.DEVNULL,
+        stderr=(settings.state_dir / "logs" / "demo-ingest.log").open("wb"),
+    )
+    try:
+        plant = load_plant(settings.producer.plant_file)
+        scenario = load_scenario(settings.producer.scenario_file).shifted(history * 60)
+        total = history + minutes
+        progress.step(f"simulating {total:g} min of {len(plant.machines)} machines")
+        # Simulated time ends about now, so freshness and "not in the future" hold as for a live plant.
+        start_ms = int(time.time() * 1000 - total * 60_000)
+        run = run_simulation(settings, plant, scenario, seed=seed, start_ms=start_ms, duration_s=total * 60, rate=0)
+        landed = wait_landed(settings, run.readings, 120, progress)
+    finally:
+        ingest.send_signal(signal.SIGTERM)
+        ingest.wait(30)
+    progress.step("dbt build")
+    transform(settings)
+    progress.step("data-quality checkpoint")
+    checks = check_once(settings)
+    progress.step("alert rules")
+    results = evaluate_rules(settings)
+    progress.step("alert lifecycle: the simulated minutes replayed through Alertmanager")
+    faults_from = datetime.fromtimestamp(start_ms / 1000, UTC) + timedelta(minutes=history)
+    reports = workspace() / "reports"
+    lifecycle = replay(settings, faults_from, faults_from + timedelta(minutes=minutes), reports)
+    progress.step("report")
+    detected = detection_table(settings, run)
+    drifting = [label.machine_id for label in run.labels if label.fault_kind == "drift"]
+    faulty = (drifting or [label.machine_id for label in run.labels])[0]
+    marks = [(n.at, n.status, n.alertname) for n in first_sent(lifecycle.notifications) if n.machine_id == faulty]
+    report = plot_machine(settings, faulty, reports / f"demo-{faulty}.png", marks)
     firing = [r.rule.title for r in results if r.state == "firing"]
-    return DemoResult(run, landed, checks.success, firing, detected, report, lifecycle)
-
-
-def print_lifecycle(console: Console, lifecycle: Lifecycle, settings: Settings) -> None:
-    table = Table(
-        "simulated time", "notification", "alert", "machine", "labels",
-        title="Alert lifecycle: notifications received by the demo's webhook (via Alertmanager)",
+    return DemoResult(
+        run, len(plant.machines), total, landed, checks, results, firing, detected, report, lifecycle
     )  # fmt: skip
-    for n in sorted(first_sent(lifecycle.notifications), key=lambda n: n.at):
-        colour = "red" if n.status == "firing" else "green"
-        own = {k: v for k, v in n.labels.items() if k in ("kind", "severity", "sensor_id")}
-        labels = ", ".join(f"{k}={v}" for k, v in own.items())
-        table.add_row(n.at.strftime("%H:%M:%S"), f"[{colour}]{n.status}[/]", n.alertname, n.machine_id, labels)
-    console.print(table)
-    changes = len(lifecycle.events)
-    console.print(
-        f"{changes} alert state changes recorded in {settings.clickhouse.alert_events_table} (mart alert_history); "
-        f"Alertmanager UI: {settings.alertmanager.url}"
-        + (f", screenshot {lifecycle.screenshot}" if lifecycle.screenshot else "")
-    )
-    if lifecycle.problem:
-        console.print(f"[yellow]alert lifecycle: {lifecycle.problem}[/]")
-
-
-def demo(
-    minutes: float = 6.0,
-    seed: int = 7,
-    history: float = 40.0,
-) -> None:
-    """Run the whole mission on a simulated plant with injected faults (its own topics and database)."""
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    console = Console()
-    result = run_demo(get_settings(), console, minutes, seed, history)
-    missed = [d for d in result.detected if not d[3]]
-    if result.landed < result.run.readings:
-        console.print("[red]not every reading landed[/]")
-        raise SystemExit(1)
-    console.print(
-        f"[bold]{len(result.detected) - len(missed)}/{len(result.detected)}[/] injected faults raised an alert; "
-        f"{len(result.firing)} alert rule(s) firing."
-    )

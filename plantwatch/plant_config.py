@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 from plantwatch import warehouse
 from plantwatch.reading import IDENTIFIER, UNIT
+from plantwatch.resources import package_path
 from plantwatch.settings import Settings
 
-QUERIES = Path(__file__).parent / "sql" / "queries"
+QUERIES = package_path("plantwatch", "sql", "queries")
 
 
 class ConfigError(ValueError):

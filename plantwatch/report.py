@@ -6,9 +6,10 @@ from datetime import datetime
 from pathlib import Path
 
 from plantwatch import warehouse
+from plantwatch.resources import package_path
 from plantwatch.settings import Settings
 
-QUERIES = Path(__file__).parent / "sql" / "queries"
+QUERIES = package_path("plantwatch", "sql", "queries")
 COLOURS = {"machine": "tab:red", "sensor": "tab:orange"}
 NOTIFIED = {"firing": "darkred", "resolved": "darkgreen"}
 

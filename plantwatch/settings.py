@@ -31,7 +31,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# PROJECT_ROOT (the checkout) for the tests and benchmarks; no default is built on it (a wheel has no checkout).
+from plantwatch.resources import PROJECT_ROOT as PROJECT_ROOT
+from plantwatch.resources import package_folder, project_folder, workspace
+
 LOOPBACK = "127.0.0.1"
 
 Port = Annotated[int, Field(ge=1, le=65535)]
@@ -186,8 +189,8 @@ class PrometheusSettings(Section):
 class ProducerSettings(Section):
     """Producers and the SDK logger (producers/). Relative paths are under ``state_dir``."""
 
-    plant_file: Path = PROJECT_ROOT / "producers" / "plants" / "default.yaml"
-    scenario_file: Path = PROJECT_ROOT / "producers" / "scenarios" / "default.yaml"
+    plant_file: Path = package_folder("plantwatch.producers") / "plants" / "default.yaml"
+    scenario_file: Path = package_folder("plantwatch.producers") / "scenarios" / "default.yaml"
     archive_dir: Path = Path("archive")
     labels_dir: Path = Path("labels")
     # The archive: wire messages as JSON lines, zstd-compressed in blocks of about this size (uncompressed) or
@@ -211,14 +214,14 @@ class QualitySettings(Section):
 
     freshness_seconds: PositiveInt = 300  # the latest reading of every machine is at most this old
     clock_skew_seconds: NonNegativeInt = 5  # event times up to this far in the future are accepted
-    spec_limits_csv: Path = PROJECT_ROOT / "dbt_project" / "seeds" / "spec_limits.csv"
+    spec_limits_csv: Path = project_folder("dbt_project") / "seeds" / "spec_limits.csv"
     check_interval_seconds: PositiveInt = 60  # how often `plantwatch check --watch` runs
 
 
 class AlertingSettings(Section):
     """Alerting: the Grafana rule file `plantwatch alerts` evaluates, and where notifications go."""
 
-    rules_file: Path = PROJECT_ROOT / "grafana" / "provisioning" / "alerting" / "rules.yaml"
+    rules_file: Path = project_folder("grafana") / "provisioning" / "alerting" / "rules.yaml"
     webhook_url: str | None = None
     email_to: str | None = None  # comma-separated addresses (Grafana's email contact point reads this variable)
     webhook_timeout_seconds: PositiveFloat = 5.0
@@ -229,7 +232,7 @@ class AlertingSettings(Section):
     # seconds between accepting a resolution and notifying it loses that resolution.
     resolved_resend_seconds: NonNegativeFloat = 0.0
     # Links put into each alert's annotations: the runbook (#<rule uid>) and Grafana (machine detail dashboard).
-    runbook_url: str = (PROJECT_ROOT / "docs" / "quality-and-alerting.md").as_uri()
+    runbook_url: str = (project_folder("docs") / "quality-and-alerting.md").as_uri()
     grafana_url: str = "http://127.0.0.1:3000"
 
 
@@ -238,7 +241,7 @@ class AlertmanagerSettings(Section):
 
     host: str = LOOPBACK
     port: Port = 9095  # not Alertmanager's 9093: the local Kafka's controller listens there
-    config_file: Path = PROJECT_ROOT / "alertmanager" / "alertmanager.yml"
+    config_file: Path = project_folder("alertmanager") / "alertmanager.yml"
     timeout_seconds: PositiveFloat = 5.0
     demo_webhook_port: Port = 9097  # `plantwatch demo` receives its database's notifications here
 
@@ -284,7 +287,7 @@ class IngestSettings(Section):
 class TransformSettings(Section):
     """The dbt project (dbt_project/, `plantwatch transform`); detector thresholds are dbt vars, documented there."""
 
-    project_dir: Path = PROJECT_ROOT / "dbt_project"
+    project_dir: Path = project_folder("dbt_project")
     threads: PositiveInt = 4
     # The share of healthy windows each detector's learned threshold lets through (dbt var false_alarm_rate; unset:
     # dbt_project.yml's default, 1%).
@@ -296,7 +299,7 @@ class TransformSettings(Section):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
-    state_dir: Path = Field(default=PROJECT_ROOT / ".plantwatch", description="Data, logs, pids, cached jars.")
+    state_dir: Path = Field(default=workspace() / ".plantwatch", description="Data, logs, pids, cached jars.")
     kafka: KafkaSettings = KafkaSettings()
     clickhouse: ClickHouseSettings = ClickHouseSettings()
     prometheus: PrometheusSettings = PrometheusSettings()

@@ -13,6 +13,19 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from plantwatch.settings import Settings
 
 CREATED_BY = "`plantwatch db migrate` (or `plantwatch stack up` for the local stack)"
+# Kafka unreachable, or a group coordinator away, moving or loading, or a member dropped from its group after its
+# session timed out: what a broker restart or outage causes, and a client waits out.
+TRANSIENT_KAFKA_ERRORS = frozenset({
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
+    KafkaError.REQUEST_TIMED_OUT, KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._WAIT_COORD, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION,
+    KafkaError.REBALANCE_IN_PROGRESS,
+})  # fmt: skip
+
+
+def transient_kafka_error(error: object) -> bool:
+    """Whether an error (a KafkaException's KafkaError) is one of those a client retries after a pause."""
+    return isinstance(error, KafkaError) and error.code() in TRANSIENT_KAFKA_ERRORS
 
 
 def topic_names(settings: Settings) -> list[str]:

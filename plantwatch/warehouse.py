@@ -15,9 +15,10 @@ from clickhouse_connect.driver.client import Client
 
 from plantwatch.access import Role, credentials
 from plantwatch.reading import COLUMNS
+from plantwatch.resources import package_path
 from plantwatch.settings import Settings
 
-SQL_DIR = Path(__file__).parent / "sql"
+SQL_DIR = package_path("plantwatch", "sql")
 
 
 def client(settings: Settings, database: str | None = None, role: Role | None = None, **kwargs: object) -> Client:

@@ -26,9 +26,9 @@ from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
-from plantwatch.producers.plant import Machine, Plant, load_yaml_model
 from pydantic import BaseModel, Field, model_validator
 
+from plantwatch.producers.plant import Machine, Plant, load_yaml_model
 from plantwatch.reading import SensorKind
 
 

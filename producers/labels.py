@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
-from plantwatch.producers.faults import FaultLabel
 
 from plantwatch import warehouse
+from plantwatch.producers.faults import FaultLabel
 from plantwatch.settings import Settings
 
 log = logging.getLogger(__name__)

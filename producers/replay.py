@@ -35,10 +35,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
 from plantwatch.producers.faults import FaultLabel
 from plantwatch.producers.labels import labels_path, record_labels
 from plantwatch.producers.sdk_logger import SdkLogger
-
 from plantwatch.reading import IDENTIFIER, MAX_TS_MS, MIN_TS_MS, UNIT, SensorKind
 from plantwatch.settings import Settings
 

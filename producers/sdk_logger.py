@@ -36,9 +36,9 @@ from types import TracebackType
 
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
-from plantwatch.producers.archive import MachineArchive, Position
 from prometheus_client import Counter, Gauge
 
+from plantwatch.producers.archive import MachineArchive, Position, iter_range
 from plantwatch.reading import IDENTIFIER, encode
 from plantwatch.settings import Settings
 
@@ -108,6 +108,24 @@ def producer_config(settings: Settings) -> dict[str, object]:
 
 def archive_root(settings: Settings) -> Path:
     return settings.state_dir / settings.producer.archive_dir
+
+
+def republish(
+    settings: Settings, topic: str, from_ms: int, to_ms: int, machines: set[str] | None = None
+) -> tuple[int, int]:
+    """The archived messages of an event-time range published to `topic` again (downstream folds the duplicates);
+    returns (messages sent, messages not delivered within a minute)."""
+    producer = Producer(producer_config(settings))
+    sent = 0
+    for machine_id, payload in iter_range(archive_root(settings), from_ms, to_ms, machines):
+        while True:
+            try:
+                producer.produce(topic, payload, machine_id.encode())
+                break
+            except BufferError:
+                producer.poll(0.1)
+        sent += 1
+    return sent, producer.flush(60)
 
 
 class SdkLogger:

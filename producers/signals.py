@@ -9,6 +9,7 @@ can learn, and that the relation-break fault violates.
 from __future__ import annotations
 
 import numpy as np
+
 from plantwatch.producers.plant import Plant
 
 BLOCK = 256  # ticks drawn at once

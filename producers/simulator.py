@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from plantwatch.producers.faults import NO_FAULTS, FaultInjector, FaultLabel, Scenario
 from plantwatch.producers.labels import labels_path, record_labels
 from plantwatch.producers.plant import Plant
 from plantwatch.producers.sdk_logger import SdkLogger
 from plantwatch.producers.signals import PlantSignals
-
 from plantwatch.settings import Settings
 
 log = logging.getLogger(__name__)

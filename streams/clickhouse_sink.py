@@ -34,8 +34,6 @@ from typing import Any
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
-from plantwatch.streams.message_batches import RunReadings
-from plantwatch.streams.metrics import BATCH_INSERT_SECONDS, MESSAGES_CONSUMED, READINGS_LANDED
 from quixstreams.models import HeadersTuples
 from quixstreams.sinks import BatchingSink, SinkBackpressureError
 from quixstreams.sinks.base import SinkBatch
@@ -43,6 +41,8 @@ from quixstreams.sinks.base import SinkBatch
 from plantwatch import warehouse
 from plantwatch.reading import ARROW_SCHEMA, COLUMN_NAMES
 from plantwatch.settings import Settings
+from plantwatch.streams.message_batches import RunReadings
+from plantwatch.streams.metrics import BATCH_INSERT_SECONDS, MESSAGES_CONSUMED, READINGS_LANDED
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5.0

@@ -41,12 +41,12 @@ import logging
 from collections import Counter
 
 from confluent_kafka import KafkaError, KafkaException, Message
-from plantwatch.streams.message_batches import RunReadings
-from plantwatch.streams.metrics import DEAD_LETTERED
 from quixstreams.kafka import Producer
 from quixstreams.models import HeadersTuples
 
 from plantwatch.reading import InvalidMessage, decode_run
+from plantwatch.streams.message_batches import RunReadings
+from plantwatch.streams.metrics import DEAD_LETTERED
 
 REASON, DETAIL = "plantwatch.reason", "plantwatch.detail"
 SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET = (

@@ -23,11 +23,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
-from confluent_kafka import KafkaError, KafkaException
-from plantwatch.streams.clickhouse_sink import ClickHouseSink
-from plantwatch.streams.dead_letter import DeadLetterQueue
-from plantwatch.streams.message_batches import MessageRunApplication, RunReadings
-from plantwatch.streams.metrics import record_lag
+from confluent_kafka import KafkaException
 from quixstreams.checkpointing.exceptions import CheckpointConsumerCommitError
 from quixstreams.dataframe import StreamingDataFrame
 from quixstreams.kafka.configuration import ConnectionConfig
@@ -36,7 +32,11 @@ from plantwatch import warehouse
 from plantwatch.metrics import serve_metrics
 from plantwatch.reading import MessageReadings
 from plantwatch.settings import Settings, get_settings
-from plantwatch.topics import CREATED_BY, missing_topics
+from plantwatch.streams.clickhouse_sink import ClickHouseSink
+from plantwatch.streams.dead_letter import DeadLetterQueue
+from plantwatch.streams.message_batches import MessageRunApplication, RunReadings
+from plantwatch.streams.metrics import record_lag
+from plantwatch.topics import CREATED_BY, missing_topics, transient_kafka_error
 
 logger = logging.getLogger(__name__)
 Enrich = Callable[[MessageReadings], MessageReadings | None]
@@ -108,21 +108,14 @@ def tune_memory() -> None:
 
 # Kafka unreachable, the group coordinator away, moving or loading, or this member dropped from the group after its
 # session timed out (a broker restart or outage) ends Quix Streams' run loop with a failed offset commit, or fails
-# the app's start with a metadata error: the app is built again and resumes from the last committed offsets after
-# a pause that doubles up to the maximum (a redelivered batch lands once in the view, see clickhouse_sink). Other
-# errors end the process.
-TRANSIENT_KAFKA_ERRORS = frozenset({
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
-    KafkaError.REQUEST_TIMED_OUT, KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN,
-    KafkaError._WAIT_COORD, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION,
-    KafkaError.REBALANCE_IN_PROGRESS,
-})  # fmt: skip
+# the app's start with a metadata error (plantwatch.topics.transient_kafka_error): the app is built again and resumes
+# from the last committed offsets after a pause that doubles up to the maximum (a redelivered batch lands once in the
+# view, see clickhouse_sink). Other errors end the process.
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 1.0, 30.0
 
 
 def transient(exc: CheckpointConsumerCommitError | KafkaException) -> bool:
-    error = exc.error if isinstance(exc, CheckpointConsumerCommitError) else exc.args[0]
-    return isinstance(error, KafkaError) and error.code() in TRANSIENT_KAFKA_ERRORS
+    return transient_kafka_error(exc.error if isinstance(exc, CheckpointConsumerCommitError) else exc.args[0])
 
 
 class IngestError(Exception):
@@ -198,7 +191,7 @@ def configure_logging() -> None:
     """Show this app's own lines (waiting, replaying) the way Quix Streams shows its own."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("[%(asctime)s] [%(levelname)s] [%(name)s] : %(message)s"))
-    streams_logger = logging.getLogger("streams")
+    streams_logger = logging.getLogger("plantwatch.streams")
     if not streams_logger.handlers:
         streams_logger.addHandler(handler)
         streams_logger.setLevel(logging.INFO)

@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-from plantwatch.expectations import GROUPS
 
 from plantwatch import warehouse
 from plantwatch.alerting import RuleResult, evaluate_rules
-from plantwatch.checks import check_once
+from plantwatch.expectations import GROUPS
+from plantwatch.expectations.check import check_once
 from plantwatch.reading import COLUMN_NAMES
 from plantwatch.settings import Settings
 from plantwatch.stack import Stack

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
-from plantwatch.producers.replay import replay_csv
 
 from plantwatch import warehouse
+from plantwatch.producers.replay import replay_csv
 from plantwatch.settings import PROJECT_ROOT, Settings, environment
 from tests.fixtures.kafka_topic import read_topic
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from rich.console import Console
 
 from plantwatch.alert_replay import first_sent
-from plantwatch.demo import run_demo
+from plantwatch.cli.demo import run_demo
 from plantwatch.settings import Settings
 from plantwatch.stack import Stack
 

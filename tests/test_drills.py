@@ -27,20 +27,20 @@ import psutil
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
+
+from plantwatch import warehouse
+from plantwatch.access import pinned
 from plantwatch.expectations import RAW
+from plantwatch.expectations.check import check_once
 from plantwatch.producers.archive import iter_range
 from plantwatch.producers.faults import NO_FAULTS
 from plantwatch.producers.plant import Plant, load_plant
 from plantwatch.producers.sdk_logger import SdkLogger, archive_root
 from plantwatch.producers.simulator import Message, RunResult, Simulation, run_simulation
-from plantwatch.streams import dead_letter
-
-from plantwatch import warehouse
-from plantwatch.access import pinned
-from plantwatch.checks import check_once
 from plantwatch.reading import encode
 from plantwatch.settings import Settings
 from plantwatch.stack import Stack
+from plantwatch.streams import dead_letter
 from plantwatch.transform import Transformer
 from tests.conftest import create_topics
 from tests.fixtures.kafka_topic import read_topic

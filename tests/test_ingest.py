@@ -20,10 +20,6 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from plantwatch.streams import dead_letter
-from plantwatch.streams.clickhouse_sink import ClickHouseSink
-from plantwatch.streams.ingest import transient
-from plantwatch.streams.message_batches import MessageRunApplication
 from prometheus_client.parser import text_string_to_metric_families
 from quixstreams.models import Row
 
@@ -31,6 +27,10 @@ from plantwatch import warehouse
 from plantwatch.metrics import free_port
 from plantwatch.reading import MessageReadings, encode
 from plantwatch.settings import PROJECT_ROOT, Settings
+from plantwatch.streams import dead_letter
+from plantwatch.streams.clickhouse_sink import ClickHouseSink
+from plantwatch.streams.ingest import transient
+from plantwatch.streams.message_batches import MessageRunApplication
 
 SENSORS = [("temp", "temperature", "C"), ("vib", "vibration", "mm/s"), ("amps", "current", "A")] + [
     (f"t{i}", "temperature", "C") for i in range(5)

@@ -18,10 +18,10 @@ import psutil
 import pytest
 from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic, ResourceType
-from plantwatch.streams import dead_letter
 
 from plantwatch.metrics import free_port
 from plantwatch.settings import PROJECT_ROOT, Settings
+from plantwatch.streams import dead_letter
 from tests import test_ingest
 from tests.test_ingest import PER_MESSAGE, Ingest, committed, count, end_offsets, good_messages, produce, wait_for
 

@@ -17,10 +17,10 @@ import kubernetes_validate
 import orjson
 import pytest
 import yaml
-from plantwatch.streams.metrics import CONSUMER_LAG
 
 from plantwatch.settings import PROJECT_ROOT, Settings
 from plantwatch.stack import Stack
+from plantwatch.streams.metrics import CONSUMER_LAG
 
 K8S = PROJECT_ROOT / "k8s"
 KEDA_CRDS = Path(__file__).parent / "schemas" / "keda"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-from plantwatch.producers.archive import DAY_MS, MachineArchive, iter_segment, segments
 
+from plantwatch.producers.archive import DAY_MS, MachineArchive, iter_segment, segments
 from plantwatch.settings import ProducerSettings
 
 DAY0 = 20_000 * DAY_MS  # 2024-10-04

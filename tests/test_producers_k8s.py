@@ -14,9 +14,9 @@ import kubernetes_validate
 import orjson
 import pytest
 import yaml
-from plantwatch.producers.archive import iter_range
 
 from plantwatch import warehouse
+from plantwatch.producers.archive import iter_range
 from plantwatch.settings import PROJECT_ROOT, Settings, environment
 from tests.fixtures.kafka_topic import read_topic
 

@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
+from prometheus_client import REGISTRY
+
 from plantwatch.producers.archive import iter_range, segments
 from plantwatch.producers.faults import NO_FAULTS
 from plantwatch.producers.plant import load_plant
 from plantwatch.producers.sdk_logger import archive_root
 from plantwatch.producers.simulator import run_simulation, simulate
-from prometheus_client import REGISTRY
-
 from plantwatch.reading import decode
 from plantwatch.settings import Settings, environment
 from tests.conftest import create_topics

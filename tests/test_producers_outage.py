@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
-from plantwatch.producers.plant import load_plant
-from plantwatch.producers.sdk_logger import SdkLogger
-from plantwatch.producers.simulator import simulate
 from prometheus_client import REGISTRY
 
 from plantwatch.metrics import free_port
+from plantwatch.producers.plant import load_plant
+from plantwatch.producers.sdk_logger import SdkLogger
+from plantwatch.producers.simulator import simulate
 from plantwatch.settings import Settings
 from plantwatch.stack import Stack
 from tests.conftest import create_topics

@@ -9,10 +9,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from plantwatch import warehouse
 from plantwatch.producers.labels import read_labels_file
 from plantwatch.producers.replay import ReplayReport, detect_layout, parse_speed, read_rows, replay_csv
-
-from plantwatch import warehouse
 from plantwatch.reading import SensorKind
 from plantwatch.settings import Settings, environment
 from tests.fixtures.kafka_topic import read_topic

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from plantwatch import warehouse
+from plantwatch.metrics import free_port
 from plantwatch.producers.faults import NO_FAULTS, FaultKind, load_scenario
 from plantwatch.producers.labels import read_labels_file
 from plantwatch.producers.plant import Plant, load_plant
 from plantwatch.producers.simulator import run_simulation, simulate
-
-from plantwatch import warehouse
-from plantwatch.metrics import free_port
 from plantwatch.settings import Settings
 from tests.fixtures.kafka_topic import read_topic
 

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from plantwatch.expectations import DERIVED, RAW
-from plantwatch.expectations.checkpoint import CheckRun
 from typer.testing import CliRunner, Result
 
 from plantwatch import warehouse
-from plantwatch.checks import check_once
 from plantwatch.cli import app
+from plantwatch.expectations import DERIVED, RAW
+from plantwatch.expectations.check import check_once
+from plantwatch.expectations.checkpoint import CheckRun
 from plantwatch.reading import COLUMN_NAMES
 from plantwatch.settings import Settings, get_settings
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from plantwatch.producers.replay import replay_csv
 from pydantic import ValidationError
 
 from plantwatch import warehouse
+from plantwatch.producers.replay import replay_csv
 from plantwatch.reading import COLUMN_NAMES, SensorKind
 from plantwatch.settings import PROJECT_ROOT, Settings, environment
 from plantwatch.stack import Stack

@@ -14,10 +14,10 @@ from string import Template
 
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
-from plantwatch.producers.sdk_logger import SdkLogger
 
 from plantwatch import access, baseline, warehouse
 from plantwatch.metrics import free_port
+from plantwatch.producers.sdk_logger import SdkLogger
 from plantwatch.reading import COLUMN_NAMES
 from plantwatch.settings import Settings
 from plantwatch.stack import Stack

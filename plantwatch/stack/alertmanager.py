@@ -17,10 +17,11 @@ from typing import Any
 
 import yaml
 
-from plantwatch.settings import PROJECT_ROOT, Settings
+from plantwatch.resources import project_folder
+from plantwatch.settings import Settings
 from plantwatch.stack.service import Service, StackError
 
-UI_DIR = PROJECT_ROOT / "alertmanager" / "ui"
+UI_DIR = project_folder("alertmanager") / "ui"
 TIMINGS = ("group_wait", "group_interval", "repeat_interval")
 
 

@@ -10,9 +10,10 @@ import uuid
 from pathlib import Path
 from string import Template
 
+from plantwatch.resources import package_path
 from plantwatch.stack.service import Service, StackError
 
-HERE = Path(__file__).parent
+HERE = package_path("plantwatch.stack")
 MIN_JAVA = 17
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from plantwatch.settings import PROJECT_ROOT
+from plantwatch.resources import project_folder
 from plantwatch.stack.service import Service, StackError
 
 CONSOLES = Path("/etc/prometheus")
@@ -51,7 +51,7 @@ class Prometheus(Service):
                 "scrape_interval": self.settings.prometheus.scrape_interval,
                 "evaluation_interval": self.settings.prometheus.scrape_interval,
             },
-            "rule_files": [str(PROJECT_ROOT / "prometheus" / "rules" / "*.yml")],
+            "rule_files": [str(project_folder("prometheus") / "rules" / "*.yml")],
             # Its alerts go to the local stack's Alertmanager (plantwatch/stack/alertmanager.py).
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [self.alertmanager_target]}]}]},
             "scrape_configs": [

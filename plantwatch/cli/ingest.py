@@ -1,4 +1,4 @@
-"""The stream apps' commands, registered on the `plantwatch` CLI."""
+"""`plantwatch ingest`: the stream app (plantwatch.streams.ingest)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import typer
 
 from plantwatch.settings import get_settings
 
+app = typer.Typer()
 
+
+@app.command("ingest")
 def ingest() -> None:
     """Land readings from Kafka in ClickHouse (invalid ones to the dead-letter topic) until SIGTERM or Ctrl-C.
 

@@ -13,7 +13,7 @@ from plantwatch.baseline import EPOCH, BaselineError, Fit, first_rows_period, fi
 from plantwatch.settings import get_settings
 from plantwatch.transform import TransformError
 
-baseline_app = typer.Typer(help="Commissioning baselines for the detectors.", no_args_is_help=True)
+app = typer.Typer(help="Commissioning baselines for the detectors.", no_args_is_help=True)
 console = Console(stderr=True)
 
 
@@ -25,7 +25,7 @@ def _utc(text: str, option: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-@baseline_app.command("fit")
+@app.command("fit")
 def fit_command(
     machine: Annotated[str, typer.Option("--machine", "-m", help="Machine id, e.g. L1-pump01.")],
     start: Annotated[str | None, typer.Option("--from", help="Start of the healthy period (ISO 8601, UTC).")] = None,
@@ -64,7 +64,7 @@ def fit_command(
     console.print(f"the next `plantwatch transform` rescores {fitted.machine_id}'s history against it")
 
 
-@baseline_app.command("list")
+@app.command("list")
 def list_command(machine: Annotated[str | None, typer.Option("--machine", "-m")] = None) -> None:
     """Show the stored commissioning baselines, newest first."""
     _print_fits(fits(get_settings(), machine))

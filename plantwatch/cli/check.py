@@ -1,10 +1,4 @@
-"""`plantwatch check`: run the data-quality checkpoint, store and export its results, print a summary.
-
-One run: validate (expectations/), insert the results into ``dq_results``, set the Prometheus gauges, print.
-With ``--watch`` it repeats every ``quality.check_interval_seconds`` and serves /metrics, registered with the local
-Prometheus (file-based discovery), so Prometheus scrapes the gauges and alerts on them (PlantwatchDataQualityFailed).
-The demo calls :func:`check_once` and :func:`print_run`.
-"""
+"""`plantwatch check`: the data-quality checkpoint, once or with --watch (plantwatch.expectations.check)."""
 
 from __future__ import annotations
 
@@ -16,31 +10,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from plantwatch import warehouse
 from plantwatch.expectations import GROUPS
+from plantwatch.expectations.check import METRICS_JOB, check_once
 from plantwatch.expectations.limits import MissingLimits
 from plantwatch.metrics import serve_metrics
-from plantwatch.settings import Settings, get_settings
+from plantwatch.settings import get_settings
 
 if TYPE_CHECKING:
     from plantwatch.expectations.checkpoint import CheckRun
 
-METRICS_JOB = "plantwatch-check"
-
-
-def check_once(settings: Settings, groups: tuple[str, ...] = GROUPS) -> CheckRun:
-    """Validate, store the results in ClickHouse and update the gauges; returns the run."""
-    # Imported here: Great Expectations takes seconds to import, which every other command would pay.
-    from plantwatch.expectations.checkpoint import QUALITY_ROLE, run_checkpoint
-    from plantwatch.expectations.results import publish, store
-
-    results_table = settings.clickhouse.dq_results_table
-    if not warehouse.client(settings, role=QUALITY_ROLE).command(f"EXISTS TABLE {results_table}"):
-        warehouse.migrate(settings)  # a fresh database: the admin creates the tables, dq_results among them
-    run = run_checkpoint(settings, groups)
-    store(settings, run)
-    publish(run)
-    return run
+app = typer.Typer()
 
 
 def summary(run: CheckRun) -> Table:
@@ -70,6 +49,7 @@ Suites = Annotated[
 ]
 
 
+@app.command("check")
 def check(
     suite: Suites = None,
     watch: Annotated[

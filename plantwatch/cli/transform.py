@@ -1,0 +1,61 @@
+"""`plantwatch transform`: the dbt project built once or kept fresh (plantwatch.transform)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from plantwatch.settings import get_settings
+from plantwatch.transform import RunSummary, Transformer, TransformError, transform, transform_every
+
+app = typer.Typer()
+console = Console(stderr=True)
+
+
+def _report(summary: RunSummary) -> None:
+    if summary.command == "skip":
+        console.print("nothing ingested since the last pass: skipped")
+    else:
+        console.print(f"dbt {summary.command}: {summary.nodes} nodes in {summary.seconds:.1f}s")
+
+
+@app.command("transform")
+def transform_command(
+    every: Annotated[
+        str | None, typer.Option("--every", help="Keep running, one pass per interval (e.g. 10s, 1m).")
+    ] = None,
+    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild incremental models.")] = False,
+    no_test: Annotated[bool, typer.Option("--no-test", help="dbt seed + run, without the dbt tests.")] = False,
+    docs: Annotated[bool, typer.Option("--docs", help="Then `dbt docs generate` (prints where the site is).")] = False,
+) -> None:
+    """Run the dbt project (`dbt build`) once, or keep it fresh with --every (a build, then every interval the
+    models that hold state: `dbt run --selector refresh`)."""
+    settings = get_settings()
+    try:
+        if every is None:
+            _report(transform(settings, full_refresh=full_refresh, test=not no_test))
+            if docs:
+                console.print(f"docs: {Transformer(settings).docs() / 'index.html'}")
+            return
+        if full_refresh:
+            _report(transform(settings, full_refresh=True, test=not no_test))
+        transform_every(settings, parse_interval(every), report=_report, on_error=_warn)
+    except TransformError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+
+
+def _warn(exc: TransformError) -> None:
+    console.print(f"[yellow]transform failed, retrying next interval:[/] {exc}")
+
+
+def parse_interval(text: str) -> float:
+    """'10s', '2m', '1h' or plain seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    text = text.strip().lower()
+    value = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
+    if value <= 0:
+        raise typer.BadParameter("the interval must be positive")
+    return value
