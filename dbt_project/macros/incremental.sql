@@ -3,18 +3,20 @@
   the row): a recomputed row replaces the old one. Each run recomputes, per machine, everything from a `since` time
   on; with nothing new upstream nothing is recomputed and nothing written. Two ways to find (machine_id, since):
 
-  readings_changed_since (models over the raw readings): a machine has new rows when some were ingested after the
-  newest `max_ingested_at` this model has seen; it recomputes from one window before the earliest of its rows
-  ingested up to var ingest_settle_seconds before that (inserts still being written at the last run), but never from
-  earlier than its latest window here less the lateness (var lateness_seconds, or var lateness_windows windows if
-  longer): readings later than that are dropped. A machine this model has never seen starts from its first reading.
+  readings_changed_since (models over the raw readings): a machine has new rows when some of its raw rows were
+  ingested after the newest `max_ingested_at` this model has seen; it recomputes from one window before the earliest
+  of its rows ingested up to var ingest_settle_seconds before that (inserts still being written at the last run), but
+  never from earlier than its latest window here less the lateness (var lateness_seconds, or var lateness_windows
+  windows if longer): readings later than that are dropped. A machine this model has never seen starts from its first
+  reading. `cadence`: the CTE of int_machine_cadence, for models cut into each machine's own windows.
 
   changed_since (models over other models): a machine recomputes from the earliest `time_column` of its upstream
   rows computed after this model's newest row; `restart` (SQL returning machine_id) names machines to recompute
   from the start, e.g. those with a new commissioning baseline.
   A full build recomputes every machine from the start.
 -#}
-{% macro readings_changed_since(upstream, cadence=none, align=none) %}
+{% macro readings_changed_since(cadence=none) %}
+{%- set upstream = source('plantwatch', 'readings_raw') -%}
 {%- set window_ms = 'cadence.window_ms' if cadence else var('window_seconds') * 1000 -%}
 {%- if is_incremental() %}
 select

@@ -46,3 +46,13 @@ if({{ score }} >= {{ threshold }} * {{ var('critical_factor') }}, 'critical', 'w
         {%- if not per_machine %} and {{ left }}.sensor_id = {{ right }}.sensor_id{% endif %}
         and {{ left }}.window_start = {{ right }}.window_start
 {%- endmacro %}
+
+{#- The columns that name a sensor's window, first in every per-window table of sensors. -#}
+{% macro sensor_window_columns() -%}
+machine_id,
+        sensor_id,
+        sensor_kind,
+        window_start,
+        {{ window_end('window_start', 'window_ms') }} as window_end,
+        window_ms
+{%- endmacro %}

@@ -19,8 +19,7 @@ readings as (
 
 per_minute as (
     select
-        toString(machine_id) as machine_id,
-        toString(sensor_id) as sensor_id,
+        {{ reading_keys(['machine_id', 'sensor_id']) }},
         toStartOfMinute(event_time) as minute,
         uniqExactState(seq) as readings_state,
         minState(event_time) as first_at_state,

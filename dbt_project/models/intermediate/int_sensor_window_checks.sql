@@ -188,12 +188,7 @@ checked as (
 
 sensor_checks as (
     select
-        machine_id,
-        sensor_id,
-        sensor_kind,
-        window_start,
-        {{ window_end('window_start', 'window_ms') }} as window_end,
-        window_ms,
+        {{ sensor_window_columns() }},
         reading_count,
         expected_readings,
         multiIf(impossible, 'impossible_value', dropped, 'dropout', '') as fault_kind,

@@ -10,16 +10,12 @@ readings as (
     select * from {{ ref('stg_readings') }}
 ),
 
-raw_readings as (
-    select * from {{ source('plantwatch', 'readings_raw') }}
-),
-
 cadence as (
     select * from {{ ref('int_machine_cadence') }} final
 ),
 
 changed as (
-    {{ readings_changed_since('raw_readings', cadence='cadence') }}
+    {{ readings_changed_since(cadence='cadence') }}
 ),
 
 in_scope as (
@@ -39,15 +35,7 @@ windowed as (
         {{ window_start('event_time', 'machine_window_ms') }} as window_start,
         any(machine_window_ms) as window_ms,
         any(sensor_kind) as sensor_kind,
-        count() as reading_count,
-        avg(value) as mean,
-        stddevPop(value) as stddev,
-        min(value) as min_value,
-        max(value) as max_value,
-        argMin(value, event_time) as first_value,
-        argMax(value, event_time) as last_value,
-        min(event_time) as first_at,
-        max(event_time) as last_at,
+        {{ reading_statistics() }},
         arraySort((v, t) -> t, groupArray(value), groupArray(event_time)) as window_values,
         arraySort(groupArray(dateDiff('millisecond', window_start, event_time) / 1000)) as offsets,
         max(ingested_at) as max_ingested_at
@@ -72,12 +60,7 @@ detrended as (
 
 window_stats as (
     select
-        machine_id,
-        sensor_id,
-        sensor_kind,
-        window_start,
-        {{ window_end('window_start', 'window_ms') }} as window_end,
-        window_ms,
+        {{ sensor_window_columns() }},
         reading_count,
         mean,
         stddev,

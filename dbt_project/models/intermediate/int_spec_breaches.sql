@@ -15,9 +15,7 @@ readings as (
 
 with_limits as (
     select
-        toString(machine_id) as machine_id,
-        toString(sensor_id) as sensor_id,
-        toString(sensor_kind) as sensor_kind,
+        {{ reading_keys() }},
         event_time,
         value,
         ingested_at,

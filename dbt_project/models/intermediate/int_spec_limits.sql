@@ -2,19 +2,12 @@
 -- `plantwatch limits set` (spec_limit_config).
 with
 
-seeded as (
-    select * from {{ ref('spec_limits') }}
-),
-
-configured as (
-    select * from {{ source('plantwatch', 'spec_limit_config') }} final
-),
-
 spec_limits as (
-    select model, sensor_kind, lower, upper, unit, physical_min, physical_max from configured
-    union all
-    select model, sensor_kind, lower, upper, unit, physical_min, physical_max from seeded
-    where (model, sensor_kind) not in (select model, sensor_kind from configured)
+    {{ seed_with_overrides(
+        ref('spec_limits'), source('plantwatch', 'spec_limit_config'),
+        keys=['model', 'sensor_kind'],
+        columns=['model', 'sensor_kind', 'lower', 'upper', 'unit', 'physical_min', 'physical_max'],
+    ) }}
 )
 
 select * from spec_limits

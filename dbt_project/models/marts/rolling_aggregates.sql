@@ -14,12 +14,8 @@ readings as (
     select * from {{ ref('stg_readings') }}
 ),
 
-raw_readings as (
-    select * from {{ source('plantwatch', 'readings_raw') }}
-),
-
 changed as (
-    {{ readings_changed_since('raw_readings') }}
+    {{ readings_changed_since() }}
 ),
 
 in_scope as (
@@ -33,15 +29,7 @@ minutes as (
         sensor_id,
         toStartOfMinute(event_time) as minute_start,
         any(sensor_kind) as sensor_kind,
-        countState() as count_state,
-        avgState(value) as mean_state,
-        stddevPopState(value) as stddev_state,
-        minState(value) as min_state,
-        maxState(value) as max_state,
-        argMinState(value, event_time) as first_value_state,
-        argMaxState(value, event_time) as last_value_state,
-        minState(event_time) as first_at_state,
-        maxState(event_time) as last_at_state,
+        {{ reading_statistics('State') }},
         max(ingested_at) as max_ingested_at
     from in_scope
     group by machine_id, sensor_id, minute_start
@@ -66,15 +54,7 @@ merged as (
         window_seconds,
         window_start,
         any(sensor_kind) as sensor_kind,
-        countMerge(count_state) as reading_count,
-        avgMerge(mean_state) as mean,
-        stddevPopMerge(stddev_state) as stddev,
-        minMerge(min_state) as min_value,
-        maxMerge(max_state) as max_value,
-        argMinMerge(first_value_state) as first_value,
-        argMaxMerge(last_value_state) as last_value,
-        minMerge(first_at_state) as first_at,
-        maxMerge(last_at_state) as last_at,
+        {{ reading_statistics('Merge') }},
         max(max_ingested_at) as max_ingested_at
     from expanded
     group by machine_id, sensor_id, window_seconds, window_start

@@ -7,9 +7,7 @@ readings as (
 
 renamed as (
     select
-        toString(machine_id) as machine_id,
-        toString(sensor_id) as sensor_id,
-        toString(sensor_kind) as sensor_kind,
+        {{ reading_keys() }},
         value,
         toString(unit) as unit,
         event_time,
