@@ -144,12 +144,12 @@ def run_simulator(settings: Settings, args: argparse.Namespace) -> None:
     began = time.monotonic()
     transformer.build()
     print(f"dbt build in {time.monotonic() - began:.1f}s\n")
-    trailing = score(settings, [run_id])
+    trailing = score(transformer, [run_id])
     print("== trailing baselines ==\n" + report(trailing) + "\n")
     for machine in machines:
         baseline.fit(settings, machine, start, healthy_until, "bench/detection.py warm-up", transformer)
     transformer.build()  # rescores each fitted machine's history
-    commissioning = score(settings, [run_id])
+    commissioning = score(transformer, [run_id])
     print(f"== commissioning baselines (fitted on {start:%H:%M:%S}-{healthy_until:%H:%M:%S}) ==\n"
           + report(commissioning) + "\n")  # fmt: skip
     print(summary_line("commissioning", commissioning))
@@ -217,13 +217,13 @@ def score_exports(settings: Settings, files: list[Path], args: argparse.Namespac
     periods = {machine: healthy_period(settings, machine, args) for machine in machines}
     scored_from = {machine: end for machine, (_, end) in periods.items()}
     if args.trailing:
-        print("== trailing baselines (no fit) ==\n" + instant_report(score_instants(settings, scored_from)) + "\n")
+        print("== trailing baselines (no fit) ==\n" + instant_report(score_instants(transformer, scored_from)) + "\n")
     began = time.monotonic()
     for machine, (start, end) in periods.items():
         baseline.fit(settings, machine, start, end, "bench/detection.py healthy period", transformer)
     transformer.build()  # rescores each fitted machine's history against its new baseline
     print(f"fitted {len(periods)} commissioning baselines and rescored in {time.monotonic() - began:.1f}s")
-    result = score_instants(settings, scored_from)
+    result = score_instants(transformer, scored_from)
     print("== commissioning baselines (each machine's healthy period) ==\n" + instant_report(result))
     if args.rebaseline_rows:
         for episode in result.episodes:  # maintenance done at the fault's end: fit again on the rows after it
@@ -234,7 +234,7 @@ def score_exports(settings: Settings, files: list[Path], args: argparse.Namespac
                 continue  # the run ends before that many rows after the fault
             baseline.fit(settings, episode.machine_id, start, end, "bench/detection.py after maintenance", transformer)
         transformer.build()
-        result = score_instants(settings, scored_from)
+        result = score_instants(transformer, scored_from)
         print(f"== re-baselined on the {args.rebaseline_rows} rows after each fault ==\n" + instant_report(result))
     return result
 

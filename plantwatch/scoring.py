@@ -1,7 +1,8 @@
 """Detection quality: the dbt marts' flags and alerts scored against the ground-truth fault labels.
 
 Works on any database holding readings, fault_labels and the dbt marts (a simulator run, a replayed CSV with a
-label column). The SQL is in plantwatch/sql/scoring/*.sql; this module fills in names and turns counts into rates:
+label column). The SQL is dbt's: the analyses in dbt_project/analyses/scoring/ (dbt resolves the models they
+read); this module runs them with their values as query parameters and turns counts into rates:
 
 - per reading, per category (machine anomalies vs sensor faults): precision, recall, F1 and false-alarm rate
   (FP / (FP + TN)), and recall per fault kind; readings just around a label (one window before, the grace after)
@@ -22,13 +23,13 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from string import Template
+from typing import TYPE_CHECKING
 
 from plantwatch import warehouse
-from plantwatch.settings import Settings
 
-SQL_DIR = Path(__file__).parent / "sql" / "scoring"
+if TYPE_CHECKING:
+    from plantwatch.transform import Transformer
+
 CATEGORIES = ("machine", "sensor")
 
 
@@ -156,17 +157,17 @@ class InstantScore:
         return statistics.median(delays) if delays else float("nan")
 
 
-def score_instants(settings: Settings, scored_from: dict[str, datetime]) -> InstantScore:
+def _query(transformer: Transformer, name: str, parameters: dict[str, object]) -> list[tuple]:
+    sql = transformer.analyses("scoring")[f"score_{name}"]
+    return warehouse.client(transformer.settings).query(sql, parameters=parameters).result_rows
+
+
+def score_instants(transformer: Transformer, scored_from: dict[str, datetime]) -> InstantScore:
     """Score each machine's rows from scored_from[machine] on (the end of its healthy period) against its labels."""
-    parameters = {
-        "machines": list(scored_from),
-        "scored_from": list(scored_from.values()),
-        "readings": settings.clickhouse.readings_view,
-    }
-    client = warehouse.client(settings)
+    parameters = {"machines": list(scored_from), "scored_from": list(scored_from.values())}
 
     def rows(name: str) -> list[tuple]:
-        return client.query((SQL_DIR / f"{name}.sql").read_text(), parameters=parameters).result_rows
+        return _query(transformer, name, parameters)
 
     per_machine = {machine: Rates(tp, fp, fn, tn) for machine, tp, fp, fn, tn in rows("instants")}
     episodes = [LabelledEpisode(*row) for row in rows("labelled_episodes")]
@@ -198,13 +199,8 @@ def instant_report(result: InstantScore) -> str:
     return "\n".join(lines)
 
 
-def _query(settings: Settings, name: str, values: dict[str, object]) -> list[tuple]:
-    sql = Template((SQL_DIR / name).read_text()).substitute(values)
-    return warehouse.client(settings).query(sql).result_rows
-
-
 def score(
-    settings: Settings,
+    transformer: Transformer,
     run_ids: list[str] | None = None,
     *,
     grace_seconds: int = 120,
@@ -212,41 +208,30 @@ def score(
     include_unlabelled_machines: bool = True,
 ) -> DetectionScore:
     """Score the database's flags and alerts against its labels (of run_ids, or all)."""
-    ch = settings.clickhouse
-    quoted = ", ".join("'" + r.replace("'", "") + "'" for r in run_ids or [])
     values = {
-        "database": ch.database,
-        "readings_view": ch.readings_view,
-        "label_filter": f"run_id in ({quoted})" if run_ids else "1",
-        "include_unlabelled_machines": "1" if include_unlabelled_machines else "0",
+        "run_ids": run_ids or [],
+        "include_unlabelled_machines": include_unlabelled_machines,
         "grace_seconds": grace_seconds,
         "window_seconds": window_seconds,
     }
     readings: dict[str, Rates] = {c: Rates() for c in CATEGORIES}
     by_kind: dict[str, Rates] = {}
     cross = excluded = 0
-    for category, kind, tp, fp, fn, tn, skipped, crossed in _query(settings, "readings.sql", values):
+    for category, kind, tp, fp, fn, tn, skipped, crossed in _query(transformer, "readings", values):
         readings[category] = readings[category] + Rates(tp, fp, fn, tn)
         if kind:
             by_kind[kind] = by_kind.get(kind, Rates()) + Rates(tp=tp, fn=fn)
         cross += crossed
         excluded += skipped
-    episodes = [Episode(*row) for row in _query(settings, "episodes.sql", values)]
+    episodes = [Episode(*row) for row in _query(transformer, "episodes", values)]
     alerts_true = dict.fromkeys(CATEGORIES, 0)
     alerts_false = dict.fromkeys(CATEGORIES, 0)
     false_kinds: dict[str, int] = {}
-    for _, _, category, kind, _, true_positive in _query(settings, "alerts.sql", values):
+    for _, _, category, kind, _, true_positive in _query(transformer, "alerts", values):
         (alerts_true if true_positive else alerts_false)[category] += 1
         if not true_positive:
             false_kinds[kind] = false_kinds.get(kind, 0) + 1
-    hours = (
-        warehouse.client(settings)
-        .query(
-            f"select sum(h) from (select dateDiff('second', min(event_time), max(event_time)) / 3600 as h "
-            f"from {ch.database}.{ch.readings_view} group by machine_id)"
-        )
-        .result_rows[0][0]
-    )
+    [(hours,)] = _query(transformer, "machine_hours", {})
     return DetectionScore(readings, by_kind, episodes, alerts_true, alerts_false, float(hours or 0), cross, excluded,
                           false_kinds)  # fmt: skip
 

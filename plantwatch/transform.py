@@ -95,8 +95,14 @@ class Transformer:
         self.settings = settings
         self._manifest: object | None = None
         self._refreshed_up_to: datetime | None = None  # the newest ingest time the last refresh saw
+        self._analyses: dict[str, dict[str, str]] = {}
 
     def _invoke(self, args: list[str]) -> RunSummary:
+        began = time.monotonic()
+        result = self._dbt(args)
+        return _summary(args[0], result, time.monotonic() - began)
+
+    def _dbt(self, args: list[str]) -> dbtRunnerResult:
         target = target_dir(self.settings)
         project = self.settings.transform.project_dir
         common = [
@@ -106,7 +112,6 @@ class Transformer:
             "--log-path", str(target / "logs"),
             "--vars", json.dumps(dbt_vars(self.settings)),
         ]  # fmt: skip
-        began = time.monotonic()
         from dbt.cli.main import dbtRunner  # heavy (seconds to import): only when dbt actually runs
 
         with _environment(dbt_env(self.settings)):
@@ -115,8 +120,7 @@ class Transformer:
                 if not parsed.success:
                     raise TransformError(f"dbt parse failed: {parsed.exception}")
                 self._manifest = parsed.result
-            result: dbtRunnerResult = dbtRunner(manifest=self._manifest).invoke(["--quiet", *args, *common])
-        return _summary(args[0], result, time.monotonic() - began)
+            return dbtRunner(manifest=self._manifest).invoke(["--quiet", *args, *common])
 
     def build(self, *, full_refresh: bool = False) -> RunSummary:
         """`dbt build`: seeds, every model (views, dictionaries and materialized views too) and the dbt tests."""
@@ -147,8 +151,18 @@ class Transformer:
 
     def _newest_ingest(self) -> datetime:
         ch = self.settings.clickhouse
-        query = f"select max(ingested_at) from {ch.database}.{ch.raw_readings_table}"
-        return warehouse.client(self.settings).query(query).result_rows[0][0]
+        names = {"database": ch.database, "table": ch.raw_readings_table}
+        query = "select max(ingested_at) from {database:Identifier}.{table:Identifier}"
+        return warehouse.client(self.settings).query(query, parameters=names).result_rows[0][0]
+
+    def analyses(self, folder: str) -> dict[str, str]:
+        """The dbt analyses in analyses/<folder>, compiled (dbt resolves the names of the models they read; the values
+        they take stay ClickHouse query parameters, {name:Type}), by analysis name. Compiled once per Transformer."""
+        if folder not in self._analyses:
+            result = self._dbt(["compile", "--select", f"path:analyses/{folder}", "--no-write-json"])
+            _summary("compile", result, 0.0)  # raises on failure
+            self._analyses[folder] = {node.node.name: node.node.compiled_code for node in result.result.results}
+        return self._analyses[folder]
 
     def docs(self) -> Path:
         """`dbt docs generate`: the project's documentation site (index.html, catalog.json); returns its folder."""

@@ -19,6 +19,7 @@ from clickhouse_connect.driver.client import Client
 
 from plantwatch import baseline, warehouse
 from plantwatch.reading import COLUMN_NAMES
+from plantwatch.scoring import score
 from plantwatch.settings import Settings
 from plantwatch.stack import Stack
 from plantwatch.transform import Transformer, transform
@@ -168,6 +169,30 @@ def test_flags_are_merged_into_episodes(query: Callable[[str], list[tuple]]) -> 
     stuck = query("select flag_count, severity from alerts where machine_id = 'L2-pump02'")
     assert stuck == [(12, "warning")]  # 120 s stuck: twelve 10 s windows, one alert
     assert query("select count() = uniqExact(alert_id) from alerts")[0][0]
+
+
+def test_detection_is_scored_by_the_dbt_analyses(warehouse_db: Settings) -> None:
+    """plantwatch.scoring runs dbt_project/analyses/scoring with its values as query parameters: a run's labels only."""
+    at = START + timedelta(seconds=FAULT_AT)
+    labels = [  # run, machine, sensors, kind, start, end: as the columns below, severity and source aside
+        ("scored", "L1-pump02", ["vib_x"], "spike", START + timedelta(seconds=1900), START + timedelta(seconds=1903)),
+        ("scored", "L2-pump02", ["speed"], "stuck", at, at + timedelta(seconds=120)),
+        ("other", "L1-pump01", ["vib_x"], "drift", at, at + timedelta(seconds=300)),  # a clean machine: missed
+    ]
+    columns = ["run_id", "machine_id", "sensor_ids", "fault_kind", "start_time", "end_time", "severity", "source"]
+    rows = [[*label, 1.0, "test"] for label in labels]
+    warehouse.client(warehouse_db).insert(warehouse_db.clickhouse.fault_labels_table, rows, column_names=columns)
+    transformer = Transformer(warehouse_db)
+
+    scored = score(transformer, ["scored"], include_unlabelled_machines=False)
+    assert {(e.machine_id, e.fault_kind, e.detected) for e in scored.episodes} == {
+        ("L1-pump02", "spike", True),
+        ("L2-pump02", "stuck", True),
+    }
+    assert scored.cross_readings == 0  # no machine anomaly during the sensor fault
+    assert scored.machine_hours == pytest.approx(len(MACHINES) * (SECONDS - 1) / 3600, rel=0.01)
+    other = score(transformer, ["other"])
+    assert [(e.machine_id, e.detected) for e in other.episodes] == [("L1-pump01", False)]
 
 
 def test_machine_health_and_pipeline_stats(query: Callable[[str], list[tuple]]) -> None:

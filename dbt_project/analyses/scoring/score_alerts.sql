@@ -1,16 +1,16 @@
 -- Alerts scored as predicted episodes: an alert is a true positive when a labelled fault of its category on its
--- machine (sensor faults: on its sensor) overlaps it, from one window before the fault to ${grace_seconds} s after.
+-- machine (sensor faults: on its sensor) overlaps it, from one window before the fault to the grace period ({grace_seconds} s) after.
 with
 
 labels as (
     select machine_id, category, fault_kind, sensor_ids, start_time, end_time
-    from ${database}.stg_fault_labels
-    where ${label_filter}
+    from {{ ref('stg_fault_labels') }}
+    where (empty({run_ids:Array(String)}) or run_id in {run_ids:Array(String)})
 ),
 
 alerts as (
-    select * from ${database}.alerts
-    where machine_id in (select machine_id from labels) or ${include_unlabelled_machines}
+    select * from {{ ref('alerts') }}
+    where machine_id in (select machine_id from labels) or {include_unlabelled_machines:Bool}
 ),
 
 matched as (
@@ -23,8 +23,8 @@ matched as (
         countIf(
             labels.category = alerts.category
             and (alerts.category = 'machine' or has(labels.sensor_ids, alerts.sensor_id))
-            and alerts.last_flag_at > labels.start_time - toIntervalSecond(${window_seconds})
-            and alerts.started_at < labels.end_time + toIntervalSecond(${grace_seconds})
+            and alerts.last_flag_at > labels.start_time - toIntervalSecond({window_seconds:UInt32})
+            and alerts.started_at < labels.end_time + toIntervalSecond({grace_seconds:UInt32})
         ) > 0 as true_positive
     from alerts
     left join labels on alerts.machine_id = labels.machine_id

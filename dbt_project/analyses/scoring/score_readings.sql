@@ -3,15 +3,15 @@
 --          faults: the labelled sensors); fault_kind '' for readings in no label of the category.
 --   predicted: the reading's window is flagged in that category (anomaly_flags on its machine, or
 --          sensor_fault_flags on its sensor).
---   excluded: readings of no label but within one window before a label or ${grace_seconds} s after it (the
+--   excluded: readings of no label but within one window before a label or the grace period ({grace_seconds} s) after it (the
 --          detector's window straddles the start; lagged quantities such as temperatures take a while to settle).
 --   cross: readings of a sensor fault (and of no machine fault) whose window raised a machine anomaly.
 with
 
 labels as (
     select machine_id, category, fault_kind, sensor_ids, start_time, end_time
-    from ${database}.stg_fault_labels
-    where ${label_filter}
+    from {{ ref('stg_fault_labels') }}
+    where (empty({run_ids:Array(String)}) or run_id in {run_ids:Array(String)})
 ),
 
 machine_labels as (
@@ -25,18 +25,18 @@ scored_readings as (
         toString(machine_id) as machine_id,
         toString(sensor_id) as sensor_id,
         event_time,
-        toDateTime64(toStartOfInterval(event_time, toIntervalSecond(${window_seconds})), 3, 'UTC') as window_start
-    from ${database}.${readings_view}
+        toDateTime64(toStartOfInterval(event_time, toIntervalSecond({window_seconds:UInt32})), 3, 'UTC') as window_start
+    from {{ source('plantwatch', 'readings') }}
     where machine_id in (select machine_id from labels)
-       or ${include_unlabelled_machines}
+       or {include_unlabelled_machines:Bool}
 ),
 
 machine_flagged as (
-    select distinct machine_id, window_start from ${database}.anomaly_flags
+    select distinct machine_id, window_start from {{ ref('anomaly_flags') }}
 ),
 
 sensor_flagged as (
-    select distinct machine_id, sensor_id, window_start from ${database}.sensor_fault_flags
+    select distinct machine_id, sensor_id, window_start from {{ ref('sensor_fault_flags') }}
 ),
 
 classified as (
@@ -48,8 +48,8 @@ classified as (
             ml.labels
         ) as hits,
         arrayFilter(
-            l -> r.event_time >= l.4 - toIntervalSecond(${window_seconds})
-                and r.event_time < l.5 + toIntervalSecond(${grace_seconds})
+            l -> r.event_time >= l.4 - toIntervalSecond({window_seconds:UInt32})
+                and r.event_time < l.5 + toIntervalSecond({grace_seconds:UInt32})
                 and (l.1 = 'machine' or has(l.3, r.sensor_id)),
             ml.labels
         ) as near,

@@ -9,7 +9,7 @@ scope AS (
 
 labels AS (
     SELECT machine_id, groupArray((start_time, end_time)) AS periods
-    FROM stg_fault_labels
+    FROM {{ ref('stg_fault_labels') }}
     WHERE category = 'machine' AND machine_id IN (SELECT machine_id FROM scope)
     GROUP BY machine_id
 ),
@@ -17,7 +17,7 @@ labels AS (
 episodes AS (
     SELECT alerts.machine_id AS machine_id, alerts.kind AS kind, alerts.started_at AS started_at,
            alerts.last_flag_at AS last_flag_at
-    FROM alerts
+    FROM {{ ref('alerts') }}
     INNER JOIN scope ON alerts.machine_id = scope.machine_id
     WHERE alerts.category = 'machine' AND alerts.started_at >= scope.scored_from
 ),

@@ -11,21 +11,21 @@ scope AS (
 
 instants AS (
     SELECT DISTINCT toString(readings.machine_id) AS machine_id, readings.event_time AS event_time
-    FROM {readings:Identifier} AS readings
+    FROM {{ source('plantwatch', 'readings') }} AS readings
     INNER JOIN scope ON toString(readings.machine_id) = scope.machine_id
     WHERE readings.event_time >= scope.scored_from
 ),
 
 labels AS (
     SELECT machine_id, groupArray((start_time, end_time)) AS periods
-    FROM stg_fault_labels
+    FROM {{ ref('stg_fault_labels') }}
     WHERE category = 'machine' AND machine_id IN (SELECT machine_id FROM scope)
     GROUP BY machine_id
 ),
 
 flags AS (
     SELECT machine_id, groupArray((window_start, window_end)) AS windows
-    FROM (SELECT DISTINCT machine_id, window_start, window_end FROM anomaly_flags)
+    FROM (SELECT DISTINCT machine_id, window_start, window_end FROM {{ ref('anomaly_flags') }})
     WHERE machine_id IN (SELECT machine_id FROM scope)
     GROUP BY machine_id
 ),

@@ -1,19 +1,19 @@
 -- Detection scored per labelled fault episode: detected when a flag of the fault's category (machine: any anomaly
--- flag of the machine; sensor: a sensor fault flag of a labelled sensor) overlaps [start, end + ${grace_seconds} s);
+-- flag of the machine; sensor: a sensor fault flag of a labelled sensor) overlaps [start, end + the grace period ({grace_seconds} s));
 -- the delay runs from the fault's start to the end of the first such flag's window (when it could be known).
 -- cross_flags: machine anomaly flags during a sensor fault (of a machine with no machine fault then).
 with
 
 labels as (
     select run_id, machine_id, category, fault_kind, sensor_ids, start_time, end_time
-    from ${database}.stg_fault_labels
-    where ${label_filter}
+    from {{ ref('stg_fault_labels') }}
+    where (empty({run_ids:Array(String)}) or run_id in {run_ids:Array(String)})
 ),
 
 flags as (
-    select machine_id, sensor_id, 'machine' as category, window_start, window_end from ${database}.anomaly_flags
+    select machine_id, sensor_id, 'machine' as category, window_start, window_end from {{ ref('anomaly_flags') }}
     union all
-    select machine_id, sensor_id, 'sensor' as category, window_start, window_end from ${database}.sensor_fault_flags
+    select machine_id, sensor_id, 'sensor' as category, window_start, window_end from {{ ref('sensor_fault_flags') }}
 ),
 
 machine_label_periods as (
@@ -35,14 +35,14 @@ matched as (
             flags.category = labels.category
             and (labels.category = 'machine' or has(labels.sensor_ids, flags.sensor_id))
             and flags.window_end > labels.start_time
-            and flags.window_start < labels.end_time + toIntervalSecond(${grace_seconds})
+            and flags.window_start < labels.end_time + toIntervalSecond({grace_seconds:UInt32})
         ) as flag_count,
         minIf(
             flags.window_end,
             flags.category = labels.category
             and (labels.category = 'machine' or has(labels.sensor_ids, flags.sensor_id))
             and flags.window_end > labels.start_time
-            and flags.window_start < labels.end_time + toIntervalSecond(${grace_seconds})
+            and flags.window_start < labels.end_time + toIntervalSecond({grace_seconds:UInt32})
         ) as first_flag_end,
         countIf(
             labels.category = 'sensor'

@@ -11,13 +11,13 @@ scope AS (
 labels AS (
     SELECT labels.machine_id AS machine_id, labels.fault_kind AS fault_kind, labels.start_time AS start_time,
            labels.end_time AS end_time
-    FROM stg_fault_labels AS labels
+    FROM {{ ref('stg_fault_labels') }} AS labels
     INNER JOIN scope ON labels.machine_id = scope.machine_id
     WHERE labels.category = 'machine' AND labels.end_time > scope.scored_from
 ),
 
 flags AS (
-    SELECT machine_id, window_start, window_end FROM anomaly_flags
+    SELECT machine_id, window_start, window_end FROM {{ ref('anomaly_flags') }}
     WHERE machine_id IN (SELECT machine_id FROM scope)
 )
 
