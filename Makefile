@@ -59,9 +59,11 @@ test: deps system-deps
 bench: deps
 	for script in bench/*.py; do $(VENV)/bin/python $$script || exit 1; done
 
+# ruff, then the import contracts (pyproject.toml's [tool.importlinter]: the floors cli > demo > wings > core).
 lint: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/python scripts/lint-imports.py
 
 # grafana/dashboards and grafana/provisioning/alerting from grafana-foundation-sdk's builders (a test checks they match).
 .PHONY: grafana-build
