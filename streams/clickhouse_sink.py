@@ -35,8 +35,7 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from quixstreams.models import HeadersTuples
-from quixstreams.sinks import BatchingSink, SinkBackpressureError
-from quixstreams.sinks.base import SinkBatch
+from quixstreams.sinks import BaseSink, SinkBackpressureError
 
 from plantwatch import warehouse
 from plantwatch.reading import ARROW_SCHEMA, COLUMN_NAMES
@@ -55,28 +54,18 @@ RETRYABLE_SERVER_ERRORS = frozenset({
 })  # fmt: skip
 
 
-class ColumnBatch(SinkBatch):
+class ColumnBatch:
     """One partition's readings from a run of consecutive offsets, as slices of the runs' Arrow tables."""
 
     def __init__(self, topic: str, partition: int, first_offset: int) -> None:
-        super().__init__(topic, partition)
+        self.topic = topic
+        self.partition = partition
         self.tables: list[pa.Table] = []
         self._rows = 0
         self.first_offset = first_offset
         self.last_offset = first_offset
         self.messages = 0
         self._checksum = hashlib.sha1(usedforsecurity=False)
-
-    @property
-    def size(self) -> int:
-        return self.messages
-
-    @property
-    def start_offset(self) -> int:
-        return self.first_offset
-
-    def empty(self) -> bool:
-        return self.messages == 0
 
     @property
     def rows(self) -> int:
@@ -100,12 +89,17 @@ class ColumnBatch(SinkBatch):
         return f"{self.topic}/{self.partition}/{self.first_offset}-{self.last_offset}/{checksum}"
 
 
-class ClickHouseSink(BatchingSink):
+class ClickHouseSink(BaseSink):
+    """Quix Streams' sink interface (add, flush, on_paused) over batches of its own: Arrow slices cut at
+    ``insert_rows`` rows, inserted in the background, and awaited at each checkpoint (Quix Streams' BatchingSink
+    keeps every message and writes at the checkpoint only)."""
+
     def __init__(
         self, settings: Settings, insert_rows: int = 100_000, flush_first: Callable[[], None] | None = None
     ) -> None:
         """``flush_first`` runs at each checkpoint before the last inserts (the dead-letter producer's flush)."""
         super().__init__()
+        self._batches: dict[tuple[str, int], ColumnBatch] = {}  # each partition's open batch
         self._settings = settings
         self._table = settings.clickhouse.raw_readings_table
         self._insert_rows = insert_rows
@@ -180,13 +174,15 @@ class ClickHouseSink(BatchingSink):
             raise SinkBackpressureError(retry_after=RETRY_AFTER_SECONDS) from exc
 
     def on_paused(self) -> None:
+        """The checkpoint failed (backpressure): drop the open batches and wait for the inserts under way; Quix
+        Streams seeks back to the last commit and replays all of it."""
         self._batches.clear()
         for insert in self._inserts:
             insert.exception()  # wait; what it carried will be replayed
         self._inserts = []
 
-    def write(self, batches: list[ColumnBatch]) -> None:  # type: ignore[override]
-        """Insert the batches as one block, deduplicated by the offsets they hold."""
+    def write(self, batches: list[ColumnBatch]) -> None:
+        """Insert the batches as one block, deduplicated by the offsets they hold (on the inserter thread)."""
         rows = sum(batch.rows for batch in batches)
         if rows:
             started = time.perf_counter()
