@@ -37,8 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from plantwatch.producers.faults import FaultLabel
-from plantwatch.producers.labels import labels_path, record_labels
-from plantwatch.producers.sdk_logger import SdkLogger
+from plantwatch.producers.publish import Message, publish_run, save_labels
 from plantwatch.reading import IDENTIFIER, MAX_TS_MS, MIN_TS_MS, UNIT, SensorKind
 from plantwatch.settings import Settings
 
@@ -364,19 +363,16 @@ def replay_csv(
     marks: list[tuple[int, bool]] = []
     times = array("q")
     shift = 0 if rebase_to_ms is None else rebase_to_ms - first_time(path, layout, time_format)
-    began, first_ts = time.monotonic(), None
-    logger = SdkLogger(settings, archive=archive)
-    try:
+
+    first_ts = 0  # the first row's time: the recorded pace counts from it
+
+    def messages() -> Iterator[Message]:
+        nonlocal first_ts
         for row in read_rows(path, layout, time_format, report, shift):
-            if first_ts is None:
-                first_ts = row.ts_ms
             ts = row.ts_ms + shift
+            first_ts = first_ts if report.replayed else ts
             marks.append((ts, row.label))
             times.append(ts)
-            if speed:
-                while (wait := (row.ts_ms - first_ts) / 1000 / speed - (time.monotonic() - began)) > 0:
-                    time.sleep(min(wait, 0.1))
-                    logger.service()
             report.replayed += 1
             if not row.values:
                 continue
@@ -385,14 +381,16 @@ def replay_csv(
                 readings.append({"sensor_id": col.sensor_id, "kind": col.kind.value, "value": value,
                                  "unit": col.unit, "seq": seq[col.sensor_id]})  # fmt: skip
                 seq[col.sensor_id] += 1
-            logger.log(machine_id, ts, readings)
-    finally:
-        report.delivered = logger.close()
-    report.readings, report.messages = logger.stats.readings, logger.stats.messages
+            yield machine_id, ts, readings
+
+    def recorded_pace(ts: int, _readings: int) -> float:
+        return (ts - first_ts) / 1000 / speed
+
+    published = publish_run(settings, messages(), archive=archive, pace=recorded_pace if speed else None)
+    report.delivered, report.readings, report.messages = published.delivered, published.readings, published.messages
     report.repeated_times = len(times) - len(np.unique(np.frombuffer(times, dtype=np.int64))) if times else 0
     if layout.label_index is not None:
         sensor_ids = tuple(c.sensor_id for c in layout.sensors)
         report.labels = episodes(marks, report.run_id, machine_id, sensor_ids, label_kind)
-        report.labels_file = labels_path(settings, report.run_id)
-        report.labels_in_clickhouse = record_labels(settings, report.labels, report.labels_file)
+        report.labels_file, report.labels_in_clickhouse = save_labels(settings, report.run_id, report.labels)
     return report

@@ -19,15 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from plantwatch.producers.faults import NO_FAULTS, FaultInjector, FaultLabel, Scenario
-from plantwatch.producers.labels import labels_path, record_labels
 from plantwatch.producers.plant import Plant
-from plantwatch.producers.sdk_logger import SdkLogger
+from plantwatch.producers.publish import Message, Pace, publish_run, save_labels
 from plantwatch.producers.signals import PlantSignals
 from plantwatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Message = tuple[str, int, list[dict]]
 DECIMALS = 3  # values are rounded: shorter JSON, and no sensor is that precise anyway
 
 
@@ -145,35 +143,27 @@ def run_simulation(
     run_id = run_id or f"sim-{seed}-{sim.start_ms}"
     ticks = ticks_for(plant, duration_s, count)
     labels = sim.faults.labels(run_id, None if ticks is None else sim.end_ms(ticks))
-    path = labels_path(settings, run_id)
-    in_clickhouse = record_labels(settings, labels, path)
+    path, in_clickhouse = save_labels(settings, run_id, labels)
     if rate is None:
         rate = plant.sensor_count * 1000 / plant.sample_period_ms
-    limit = count if count is not None else math.inf
-    began = time.monotonic()
-    logger = SdkLogger(settings, archive=archive)
-    try:
-        last_ts = None
-        for machine_id, ts, readings in sim.messages(ticks):
-            if stop is not None and stop.is_set():
-                break
-            if len(readings) >= limit - logger.stats.readings:
-                logger.log(machine_id, ts, readings[: int(limit - logger.stats.readings)])
-                break
-            logger.log(machine_id, ts, readings)
-            if rate and ts != last_ts:
-                last_ts = ts
-                _pace(logger, began, logger.stats.readings / rate)
-    finally:
-        delivered = logger.close(flush_timeout)
-    stats = logger.stats
-    log.info("run %s: %d readings in %d messages", run_id, stats.readings, stats.messages)
-    seconds = time.monotonic() - began
-    return RunResult(run_id, stats.readings, stats.messages, seconds, delivered, labels, path, in_clickhouse)
+    published = publish_run(
+        settings, sim.messages(ticks), archive=archive, pace=_per_instant(rate) if rate else None,
+        limit=count if count is not None else math.inf, stop=stop, flush_timeout=flush_timeout,
+    )  # fmt: skip
+    log.info("run %s: %d readings in %d messages", run_id, published.readings, published.messages)
+    return RunResult(run_id, published.readings, published.messages, published.seconds, published.delivered,
+                     labels, path, in_clickhouse)  # fmt: skip
 
 
-def _pace(logger: SdkLogger, began: float, due_s: float) -> None:
-    """Wait until due_s after began, serving the logger meanwhile."""
-    while (wait := due_s - (time.monotonic() - began)) > 0:
-        time.sleep(min(wait, 0.1))
-        logger.service()
+def _per_instant(rate: float) -> Pace:
+    """Each sample instant's messages are due once the readings before them took their time at ``rate``/s."""
+    last_ts: int | None = None
+
+    def pace(ts: int, readings: int) -> float | None:
+        nonlocal last_ts
+        if ts == last_ts:
+            return None
+        last_ts = ts
+        return readings / rate
+
+    return pace

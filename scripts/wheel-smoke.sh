@@ -28,7 +28,18 @@ trap cleanup EXIT
 
 began=$SECONDS
 echo "wheel smoke: building the wheel"
-"$python" -m build --wheel --outdir "$work/dist" "$root" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
+# From a copy of the checkout's files (tracked and untracked, not ignored ones): setuptools' build/ folder would
+# otherwise stay in the checkout and carry files deleted since into the next wheel.
+git -C "$root" ls-files -z --cached --others --exclude-standard | "$python" -c '
+import shutil, sys
+from pathlib import Path
+root, src = Path(sys.argv[1]), Path(sys.argv[2])
+for name in sys.stdin.read().split("\0"):
+    if name and (root / name).is_file():  # not a file deleted in the working tree
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, src / name)
+' "$root" "$work/src"
+"$python" -m build --wheel --outdir "$work/dist" "$work/src" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
 echo "wheel smoke: installing $(basename "$work"/dist/*.whl) into a fresh virtualenv"
 "$python" -m venv "$work/venv"
 "$work/venv/bin/pip" install -q --no-compile "$work"/dist/*.whl  # no .pyc of every dependency: half a minute less
