@@ -19,7 +19,7 @@ from clickhouse_connect.driver.client import Client
 
 from plantwatch import baseline, warehouse
 from plantwatch.reading import COLUMN_NAMES
-from plantwatch.scoring import score
+from plantwatch.scoring import score, score_instants
 from plantwatch.settings import Settings
 from plantwatch.stack import Stack
 from plantwatch.transform import Transformer, transform
@@ -193,6 +193,16 @@ def test_detection_is_scored_by_the_dbt_analyses(warehouse_db: Settings) -> None
     assert scored.machine_hours == pytest.approx(len(MACHINES) * (SECONDS - 1) / 3600, rel=0.01)
     other = score(transformer, ["other"])
     assert [(e.machine_id, e.detected) for e in other.episodes] == [("L1-pump01", False)]
+
+    # as a replayed export: L1-pump02 from minute 30 on - its labelled spike found, the later unlabelled one a false
+    # alarm; every instant counted once (40 minutes at 1 Hz less the first 30)
+    instants = score_instants(transformer, {"L1-pump02": START + timedelta(seconds=1800)})
+    assert [(e.fault_kind, e.detected) for e in instants.episodes] == [("spike", True)]
+    assert [alarm.started_at.replace(tzinfo=UTC) for alarm in instants.false_alarms] == [
+        START + timedelta(seconds=2200)
+    ]
+    rows = instants.rows
+    assert rows.tp > 0 and rows.tp + rows.fp + rows.fn + rows.tn == SECONDS - 1800
 
 
 def test_machine_health_and_pipeline_stats(query: Callable[[str], list[tuple]]) -> None:

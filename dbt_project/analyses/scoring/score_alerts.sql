@@ -3,9 +3,7 @@
 with
 
 labels as (
-    select machine_id, category, fault_kind, sensor_ids, start_time, end_time
-    from {{ ref('stg_fault_labels') }}
-    where (empty({run_ids:Array(String)}) or run_id in {run_ids:Array(String)})
+    {{ scored_labels('machine_id, category, fault_kind, sensor_ids, start_time, end_time') }}
 ),
 
 alerts as (
@@ -21,10 +19,10 @@ matched as (
         alerts.kind as kind,
         alerts.started_at as started_at,
         countIf(
-            labels.category = alerts.category
-            and (alerts.category = 'machine' or has(labels.sensor_ids, alerts.sensor_id))
-            and alerts.last_flag_at > labels.start_time - toIntervalSecond({window_seconds:UInt32})
-            and alerts.started_at < labels.end_time + toIntervalSecond({grace_seconds:UInt32})
+            {{ overlaps_label(
+                'alerts', 'labels', start='started_at', end='last_flag_at',
+                before='toIntervalSecond({window_seconds:UInt32})',
+            ) }}
         ) > 0 as true_positive
     from alerts
     left join labels on alerts.machine_id = labels.machine_id

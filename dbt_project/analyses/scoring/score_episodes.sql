@@ -5,9 +5,7 @@
 with
 
 labels as (
-    select run_id, machine_id, category, fault_kind, sensor_ids, start_time, end_time
-    from {{ ref('stg_fault_labels') }}
-    where (empty({run_ids:Array(String)}) or run_id in {run_ids:Array(String)})
+    {{ scored_labels('run_id, machine_id, category, fault_kind, sensor_ids, start_time, end_time') }}
 ),
 
 flags as (
@@ -32,17 +30,11 @@ matched as (
         labels.start_time as start_time,
         labels.end_time as end_time,
         countIf(
-            flags.category = labels.category
-            and (labels.category = 'machine' or has(labels.sensor_ids, flags.sensor_id))
-            and flags.window_end > labels.start_time
-            and flags.window_start < labels.end_time + toIntervalSecond({grace_seconds:UInt32})
+            {{ overlaps_label('flags', 'labels') }}
         ) as flag_count,
         minIf(
             flags.window_end,
-            flags.category = labels.category
-            and (labels.category = 'machine' or has(labels.sensor_ids, flags.sensor_id))
-            and flags.window_end > labels.start_time
-            and flags.window_start < labels.end_time + toIntervalSecond({grace_seconds:UInt32})
+            {{ overlaps_label('flags', 'labels') }}
         ) as first_flag_end,
         countIf(
             labels.category = 'sensor'

@@ -5,8 +5,7 @@
 WITH
 
 scope AS (
-    SELECT tupleElement(pair, 1) AS machine_id, tupleElement(pair, 2) AS scored_from
-    FROM (SELECT arrayJoin(arrayZip({machines:Array(String)}, {scored_from:Array(DateTime64(3, 'UTC'))})) AS pair)
+    {{ scored_machines() }}
 ),
 
 instants AS (
@@ -17,10 +16,7 @@ instants AS (
 ),
 
 labels AS (
-    SELECT machine_id, groupArray((start_time, end_time)) AS periods
-    FROM {{ ref('stg_fault_labels') }}
-    WHERE category = 'machine' AND machine_id IN (SELECT machine_id FROM scope)
-    GROUP BY machine_id
+    {{ machine_fault_periods() }}
 ),
 
 flags AS (

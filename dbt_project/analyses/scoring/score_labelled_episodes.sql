@@ -4,8 +4,7 @@
 WITH
 
 scope AS (
-    SELECT tupleElement(pair, 1) AS machine_id, tupleElement(pair, 2) AS scored_from
-    FROM (SELECT arrayJoin(arrayZip({machines:Array(String)}, {scored_from:Array(DateTime64(3, 'UTC'))})) AS pair)
+    {{ scored_machines() }}
 ),
 
 labels AS (

@@ -9,9 +9,7 @@
 with
 
 labels as (
-    select machine_id, category, fault_kind, sensor_ids, start_time, end_time
-    from {{ ref('stg_fault_labels') }}
-    where (empty({run_ids:Array(String)}) or run_id in {run_ids:Array(String)})
+    {{ scored_labels('machine_id, category, fault_kind, sensor_ids, start_time, end_time') }}
 ),
 
 machine_labels as (
