@@ -25,7 +25,8 @@ def check_once(settings: Settings, groups: tuple[str, ...] = GROUPS) -> CheckRun
     from plantwatch.expectations.results import publish, store
 
     results_table = settings.clickhouse.dq_results_table
-    if not warehouse.client(settings, role=QUALITY_ROLE).command(f"EXISTS TABLE {results_table}"):
+    exists = "EXISTS TABLE {table:Identifier}"
+    if not warehouse.client(settings, role=QUALITY_ROLE).command(exists, parameters={"table": results_table}):
         warehouse.migrate(settings)  # a fresh database: the admin creates the tables, dq_results among them
     run = run_checkpoint(settings, groups)
     store(settings, run)

@@ -129,7 +129,7 @@ def run_checkpoint(settings: Settings, groups: tuple[str, ...] = GROUPS) -> Chec
     client = warehouse.client(settings, role=QUALITY_ROLE)
     definitions = []
     for suite in suites(settings, groups):
-        if not client.command(f"EXISTS TABLE {suite.table}"):
+        if not client.command("EXISTS TABLE {table:Identifier}", parameters={"table": suite.table}):
             run.outcomes.append(_missing_table(suite))
             continue
         batch = datasource.add_table_asset(name=suite.name, table_name=suite.table).add_batch_definition_whole_table(

@@ -44,15 +44,7 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-AS_OF = """
-CREATE OR REPLACE VIEW {replay}.alerts AS
-SELECT alert_id, machine_id, sensor_id, category, kind, severity,
-       if(last_flag_at + INTERVAL {resolve} SECOND > at, 'open', 'resolved') AS status,
-       started_at, if(status = 'resolved', toNullable(last_flag_at), NULL) AS ended_at, last_flag_at, flag_count,
-       max_score
-FROM {database}.alerts, (SELECT toDateTime64('{at}', 3, 'UTC') AS at) AS clock
-WHERE started_at <= at
-"""
+AS_OF = warehouse.SQL_DIR / "replay" / "alerts_as_of.sql"
 
 
 @dataclass
@@ -128,8 +120,8 @@ def replay(settings: Settings, start: datetime, end: datetime, out_dir: Path) ->
     database = settings.clickhouse.database
     replay_db = f"{database}_replay"
     admin = warehouse.client(settings, database="default")
-    admin.command(f"DROP DATABASE IF EXISTS {replay_db}")
-    admin.command(f"CREATE DATABASE {replay_db}")
+    admin.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": replay_db})
+    admin.command("CREATE DATABASE {db:Identifier}", parameters={"db": replay_db})
     rules_client = warehouse.client(settings, database=replay_db)
     # Each run's alerts carry its own label: its simulated past overlaps an earlier run's alerts, which
     # Alertmanager would otherwise merge with these (same labels, overlapping activity).
@@ -150,10 +142,11 @@ def replay(settings: Settings, start: datetime, end: datetime, out_dir: Path) ->
 
             at = start
             while at <= end:
-                admin.command(
-                    AS_OF.format(replay=replay_db, database=database, resolve=int(ALERT_RESOLVE_AFTER.total_seconds()),
-                                 at=at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3])
+                [as_of] = warehouse.render(
+                    AS_OF, settings, replay=replay_db, resolve_seconds=int(ALERT_RESOLVE_AFTER.total_seconds()),
+                    at=at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
                 )  # fmt: skip
+                admin.command(as_of)
                 time.sleep(max(0.0, (at - start).total_seconds() / SPEED - (time.monotonic() - began - paused)))
                 anchors.append((time.monotonic(), at))
                 evaluation = evaluator.evaluate(now=at)
@@ -185,7 +178,7 @@ def replay(settings: Settings, start: datetime, end: datetime, out_dir: Path) ->
     except (AlertmanagerError, OSError) as exc:
         lifecycle.problem = str(exc)
     finally:
-        admin.command(f"DROP DATABASE IF EXISTS {replay_db}")
+        admin.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": replay_db})
     return lifecycle
 
 

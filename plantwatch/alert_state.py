@@ -153,9 +153,9 @@ class AlertStore:
 
     def load(self) -> dict[Key, Instance]:
         """Every instance that is not normal, as last saved."""
-        columns = ", ".join(f"`{c}`" for c in STATE_COLUMNS[:-1])
         rows = self.client.query(
-            f"SELECT {columns} FROM {self.state_table} FINAL WHERE state != '{NORMAL}'"
+            "SELECT * EXCEPT version FROM {table:Identifier} FINAL WHERE state != {normal:String}",
+            parameters={"table": self.state_table, "normal": NORMAL},
         ).named_results()
         out = {}
         for row in rows:

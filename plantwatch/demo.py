@@ -94,7 +94,7 @@ def reset(settings: Settings) -> None:
     # them at the new topics' ends and read nothing.
     delete_consumer_group(admin, settings.ingest.consumer_group)
     admin_ch = warehouse.client(settings, database="default")
-    admin_ch.command(f"DROP DATABASE IF EXISTS {settings.clickhouse.database}")
+    admin_ch.command("DROP DATABASE IF EXISTS {db:Identifier}", parameters={"db": settings.clickhouse.database})
     warehouse.migrate(settings)
 
 
@@ -119,7 +119,7 @@ def wait_landed(settings: Settings, expected: int, timeout: float, progress: Dem
     deadline = time.monotonic() + timeout
     landed = 0
     while time.monotonic() < deadline:
-        landed = int(ch.command(f"SELECT count() FROM {view}"))
+        landed = int(ch.command("SELECT count() FROM {view:Identifier}", parameters={"view": view}))
         progress.landed(landed, expected)
         if landed >= expected:
             break

@@ -43,9 +43,15 @@ def template_values(settings: Settings) -> dict[str, object]:
     return {**settings.clickhouse.model_dump(), "reading_columns": columns}
 
 
-def render(path: Path, settings: Settings) -> list[str]:
-    """The statements of one SQL file, its ${names} filled in."""
-    text = Template(path.read_text()).substitute(template_values(settings))
+def render(path: Path, settings: Settings, **values: object) -> list[str]:
+    """The statements of one DDL file, its ${names} filled in: the settings' (template_values), and `values`.
+
+    SQL here names identifiers and values one way each. Queries take both as ClickHouse query parameters
+    (``{name:Identifier}``, ``{name:Type}``: the server quotes them). DDL cannot - a view's body would become a
+    parameterized view - so DDL files (plantwatch/sql/*.sql, sql/replay/) are rendered here with ``${name}`` from the
+    settings and the code, never from what a user typed.
+    """
+    text = Template(path.read_text()).substitute({**template_values(settings), **values})
     body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     return [stmt.strip() for stmt in body.split(";") if stmt.strip()]
 
