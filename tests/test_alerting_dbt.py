@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from plantwatch import warehouse
+from plantwatch import dashboards, warehouse
 from plantwatch.alerting import RuleResult, evaluate_rules
 from plantwatch.expectations import GROUPS
 from plantwatch.expectations.check import check_once
@@ -21,6 +21,7 @@ from plantwatch.reading import COLUMN_NAMES
 from plantwatch.settings import Settings
 from plantwatch.stack import Stack
 from plantwatch.transform import transform
+from tests.test_grafana import MACROS, clickhouse_queries, rule_bodies
 
 SECONDS = 1800
 # sensor -> (kind, unit, idle, gain, noise): value = idle + gain * load + noise, like the simulator's pumps
@@ -134,3 +135,22 @@ def test_data_quality_passes_on_dbt_output_and_its_rule_stays_quiet(built: Setti
     assert {"anomaly_flags", "sensor_fault_flags", "alerts", "pipeline_stats"} <= {o.suite for o in run.outcomes}
     [quality] = [r for r in evaluate_rules(built) if r.rule.uid == "pw-data-quality"]
     assert quality.state == "normal"
+
+
+def test_every_grafana_query_runs_on_the_marts_dbt_built(built: Settings) -> None:
+    """test_grafana runs the dashboards' and rules' SQL on fixture tables with the marts' columns; here on the marts
+    themselves (views, materialized views and tables as dbt made them: no FINAL on a view, say)."""
+    client = warehouse.client(built)
+    queries = [(rule["uid"], item["model"]["rawSql"]) for _, rule in rule_bodies() for item in rule["data"]
+               if item["datasourceUid"] != "__expr__"]  # fmt: skip
+    for board in dashboards.dashboards().values():
+        queries += [(f"{board['title']} / {where}", raw) for where, raw in clickhouse_queries(board)]
+    for where, raw in queries:
+        query = raw
+        for pattern, replacement in MACROS:
+            query = pattern.sub(replacement, query)
+        try:
+            client.query(query)
+        except Exception as exc:
+            pytest.fail(f"{where}: {exc}\n{query}")
+    assert len(queries) >= 20

@@ -1,1 +1,1 @@
-SELECT minute AS time, max_ingest_delay_s FROM pipeline_stats FINAL WHERE $__timeFilter(minute) ORDER BY time
+SELECT minute AS time, max_ingest_delay_s FROM pipeline_stats WHERE $__timeFilter(minute) ORDER BY time
