@@ -13,7 +13,6 @@ producers/sdk_logger.py.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, TypeVar
 
 from grafana_foundation_sdk.builders import common, dashboard, prometheus, stat, table, timeseries
@@ -369,19 +368,3 @@ def dashboards() -> dict[str, Json]:
 
 def render(board: Json) -> str:
     return json.dumps(board, indent=2) + "\n"
-
-
-def write(out_dir: Path = OUT_DIR) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, board in dashboards().items():
-        path = out_dir / name
-        path.write_text(render(board))
-        paths.append(path)
-    return paths
-
-
-if __name__ == "__main__":  # the former command: now writes everything Grafana is provisioned with
-    from plantwatch import grafana_build
-
-    raise SystemExit(grafana_build.main())
