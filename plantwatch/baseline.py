@@ -22,11 +22,9 @@ from datetime import UTC, datetime
 
 from plantwatch import warehouse
 from plantwatch.reading import IDENTIFIER
-from plantwatch.resources import package_path
 from plantwatch.settings import Settings
 from plantwatch.transform import Transformer
 
-QUERIES = package_path("plantwatch", "sql", "queries")
 FITTED_BY = re.compile(r"[\w ./:()+-]{1,120}")
 
 
@@ -47,7 +45,7 @@ class Fit:
 
 
 def _query(settings: Settings, name: str, **parameters: object) -> list[dict[str, object]]:
-    sql = (QUERIES / f"{name}.sql").read_text()
+    sql = warehouse.query_sql(name)
     return list(warehouse.client(settings).query(sql, parameters=parameters).named_results())
 
 

@@ -31,7 +31,7 @@ from plantwatch.producers.faults import load_scenario
 from plantwatch.producers.plant import load_plant
 from plantwatch.producers.simulator import RunResult, run_simulation
 from plantwatch.report import plot_machine
-from plantwatch.resources import package_path, workspace
+from plantwatch.resources import workspace
 from plantwatch.settings import Settings, environment
 from plantwatch.stack import Stack
 from plantwatch.topics import transient_kafka_error
@@ -130,7 +130,7 @@ def wait_landed(settings: Settings, expected: int, timeout: float, progress: Dem
 def detection_table(settings: Settings, run: RunResult) -> list[tuple[str, str, str, bool]]:
     """For each injected fault: the alert kinds raised on its machine while it lasted (and a little after)."""
     ch = warehouse.client(settings)
-    sql = package_path("plantwatch", "sql", "queries", "alerts_during.sql").read_text()
+    sql = warehouse.query_sql("alerts_during")
     rows = []
     for label in run.labels:
         kinds = ch.query(

@@ -14,10 +14,7 @@ from dataclasses import dataclass
 
 from plantwatch import warehouse
 from plantwatch.reading import IDENTIFIER, UNIT
-from plantwatch.resources import package_path
 from plantwatch.settings import Settings
-
-QUERIES = package_path("plantwatch", "sql", "queries")
 
 
 class ConfigError(ValueError):
@@ -68,7 +65,7 @@ def set_limits(settings: Settings, limits: SpecLimits) -> None:
 
 def machines(settings: Settings) -> list[dict[str, object]]:
     """Every machine, configured, shipped in the seed, or only seen in the readings (model 'unassigned')."""
-    sql = (QUERIES / "configured_machines.sql").read_text()
+    sql = warehouse.query_sql("configured_machines")
     return list(
         warehouse.client(settings)
         .query(sql, parameters={"readings": settings.clickhouse.readings_view})

@@ -6,16 +6,14 @@ from datetime import datetime
 from pathlib import Path
 
 from plantwatch import warehouse
-from plantwatch.resources import package_path
 from plantwatch.settings import Settings
 
-QUERIES = package_path("plantwatch", "sql", "queries")
 COLOURS = {"machine": "tab:red", "sensor": "tab:orange"}
 NOTIFIED = {"firing": "darkred", "resolved": "darkgreen"}
 
 
 def _query(settings: Settings, name: str, machine: str) -> list[tuple]:
-    sql = (QUERIES / name).read_text()
+    sql = warehouse.query_sql(name)
     return warehouse.client(settings).query(sql, parameters={"machine": machine}).result_rows
 
 
@@ -27,9 +25,9 @@ def plot_machine(
     name) of the machine are marked as vertical lines: when each went out."""
     from matplotlib.figure import Figure  # heavy: imported only when a report is drawn
 
-    readings = _query(settings, "machine_readings.sql", machine)
-    flags = _query(settings, "machine_flags.sql", machine)
-    labels = _query(settings, "machine_labels.sql", machine)
+    readings = _query(settings, "machine_readings", machine)
+    flags = _query(settings, "machine_flags", machine)
+    labels = _query(settings, "machine_labels", machine)
     sensors = sorted({row[0] for row in readings})
     fig = Figure(figsize=(11, 1.7 * len(sensors) + 1))
     axes = fig.subplots(len(sensors), 1, sharex=True, squeeze=False)

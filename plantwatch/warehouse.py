@@ -21,6 +21,11 @@ from plantwatch.settings import Settings
 SQL_DIR = package_path("plantwatch", "sql")
 
 
+def query_sql(name: str) -> str:
+    """The text of plantwatch/sql/queries/<name>.sql: a query the code runs, its values as query parameters."""
+    return (SQL_DIR / "queries" / f"{name}.sql").read_text()
+
+
 def client(settings: Settings, database: str | None = None, role: Role | None = None, **kwargs: object) -> Client:
     """A clickhouse-connect client; ``role`` picks the component's least-privileged user (plantwatch.access)."""
     ch = settings.clickhouse

@@ -386,7 +386,9 @@ def replay_csv(
     def recorded_pace(ts: int, _readings: int) -> float:
         return (ts - first_ts) / 1000 / speed
 
-    published = publish_run(settings, messages(), archive=archive, pace=recorded_pace if speed else None)
+    published = publish_run(
+        settings, messages(), archive=archive, pace=recorded_pace if speed else None, flush_timeout=30.0
+    )
     report.delivered, report.readings, report.messages = published.delivered, published.readings, published.messages
     report.repeated_times = len(times) - len(np.unique(np.frombuffer(times, dtype=np.int64))) if times else 0
     if layout.label_index is not None:

@@ -41,6 +41,13 @@ class RichProgress:
         else:
             self.bar.update(self._step, description=description)
 
+    def finish(self) -> None:
+        """The run is over: no step spinning on."""
+        for task in (self._step, self._landing):
+            if task is not None:
+                self.bar.remove_task(task)
+        self._step = self._landing = None
+
     def landed(self, count: int, total: int) -> None:
         if self._landing is None:
             if self._step is not None:
@@ -59,6 +66,7 @@ def run_demo(
     progress = RichProgress(console)
     with progress.bar:
         result = demo.run_demo(settings, progress, minutes, seed, history)
+        progress.finish()
     run = result.run
     console.print(f"[bold]{run.readings:,}[/] readings from {result.machines} machines published in "
                   f"{run.seconds:.1f}s; [bold]{result.landed:,}[/] landed in ClickHouse")  # fmt: skip
