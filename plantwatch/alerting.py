@@ -47,6 +47,7 @@ from clickhouse_connect.driver.client import Client
 from plantwatch import warehouse
 from plantwatch.alert_state import FIRING, RESOLVED, AlertStore, Event, Firing, Instance, Key, advance, fingerprint
 from plantwatch.alertmanager import AlertmanagerError, post_alerts, rfc3339
+from plantwatch.durations import parse_duration
 from plantwatch.settings import Settings
 
 EXPRESSION_DATASOURCE = "__expr__"
@@ -314,19 +315,12 @@ def post_webhook(url: str, payload: dict[str, Any], timeout: float) -> int:
         return response.status
 
 
-DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(text: str) -> timedelta:
-    """A Grafana/Prometheus duration ('0s', '90s', '2m', '1h30m') or plain seconds."""
-    text = text.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return timedelta(seconds=float(text))
-    parts = DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise RuleFileError(f"{text!r} is not a duration (e.g. 30s, 2m, 1h30m)")
-    return timedelta(seconds=sum(float(n) * DURATION_UNITS[u] for n, u in parts))
+def rule_duration(text: str) -> timedelta:
+    """A rule's `for` (a Grafana duration); a bad one is the rule file's error."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise RuleFileError(str(exc)) from None
 
 
 @dataclass
@@ -366,7 +360,7 @@ class Evaluator:
     ) -> None:
         self.settings = settings
         self.rules = [r for r in load_rules(rules_file or settings.alerting.rules_file) if not uids or r.uid in uids]
-        self.pending_for = {rule.uid: parse_duration(rule.pending_for) for rule in self.rules}
+        self.pending_for = {rule.uid: rule_duration(rule.pending_for) for rule in self.rules}
         self.alertmanager_url = alertmanager_url
         # Like Prometheus: a firing alert is valid for 4 evaluation intervals (at least 4 minutes) unless re-sent,
         # so Alertmanager resolves it by itself only if the evaluator is gone that long.

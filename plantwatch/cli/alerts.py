@@ -20,11 +20,11 @@ from plantwatch.alerting import (
     RuleResult,
     evaluate_rules,
     format_value,
-    parse_duration,
     post_webhook,
     run_every,
     webhook_payload,
 )
+from plantwatch.cli.common import duration
 from plantwatch.settings import get_settings
 
 app = typer.Typer()
@@ -80,14 +80,11 @@ def alerts(
     console = Console()
     if every is not None:
         try:
-            seconds = parse_duration(every).total_seconds()
+            seconds = duration(every, "--every").total_seconds()
             evaluator = Evaluator(settings, rules, alertmanager or settings.alertmanager.url, interval=seconds)
         except (RuleFileError, OSError, KeyError) as exc:
             console.print(f"[red]error:[/] {exc}")
             raise typer.Exit(2) from exc
-        if seconds <= 0:
-            console.print("[red]error:[/] --every must be positive")
-            raise typer.Exit(2)
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import signal
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import typer
 from rich.console import Console
 
+from plantwatch.durations import parse_duration
 from plantwatch.metrics import serve_metrics
 from plantwatch.settings import get_settings
 
@@ -20,6 +21,17 @@ def time_ms(text: str, option: str = "--start") -> int:
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint=option) from None
     return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def duration(text: str, option: str) -> timedelta:
+    """A positive duration ('90s', '30m', '1h30m', '1d' or plain seconds); a bad one names its option."""
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+    if value <= timedelta(0):
+        raise typer.BadParameter(f"{text!r} is not positive", param_hint=option)
+    return value
 
 
 def positive(value: float | None, option: str, zero: bool = False) -> None:

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from plantwatch.alertmanager import AlertmanagerError, create_silence, expire_silence
+from plantwatch.cli.common import duration as duration_option
 from plantwatch.settings import get_settings
 
 app = typer.Typer()
-
-
-def parse_duration(text: str) -> timedelta:
-    """'90s', '30m', '2h', '1d' (or plain seconds)."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = text.strip().lower()
-    try:
-        seconds = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r}: a duration such as 90s, 30m, 2h or 1d") from None
-    if seconds <= 0:
-        raise typer.BadParameter("the duration must be positive")
-    return timedelta(seconds=seconds)
 
 
 @app.command("silence")
@@ -50,7 +37,9 @@ def silence(
         if not machine:
             raise typer.BadParameter("--machine is required (or --expire ID)")
         matchers = {"machine_id": machine, "database": settings.clickhouse.database}
-        silence_id = create_silence(url, matchers, parse_duration(duration), reason, by or getpass.getuser(), timeout)
+        silence_id = create_silence(
+            url, matchers, duration_option(duration, "--for"), reason, by or getpass.getuser(), timeout
+        )
     except AlertmanagerError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc

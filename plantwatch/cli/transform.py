@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from plantwatch.cli.common import duration
 from plantwatch.settings import get_settings
 from plantwatch.transform import RunSummary, Transformer, TransformError, transform, transform_every
 
@@ -41,7 +42,7 @@ def transform_command(
             return
         if full_refresh:
             _report(transform(settings, full_refresh=True, test=not no_test))
-        transform_every(settings, parse_interval(every), report=_report, on_error=_warn)
+        transform_every(settings, duration(every, "--every").total_seconds(), report=_report, on_error=_warn)
     except TransformError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
@@ -49,13 +50,3 @@ def transform_command(
 
 def _warn(exc: TransformError) -> None:
     console.print(f"[yellow]transform failed, retrying next interval:[/] {exc}")
-
-
-def parse_interval(text: str) -> float:
-    """'10s', '2m', '1h' or plain seconds."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    text = text.strip().lower()
-    value = float(text[:-1]) * units[text[-1]] if text[-1:] in units else float(text)
-    if value <= 0:
-        raise typer.BadParameter("the interval must be positive")
-    return value
