@@ -317,8 +317,9 @@ def drill(settings: Settings, name: str, seconds: float, fault: Callable[[float]
     return result
 
 
-def broker_drill(settings: Settings, stack: Stack, seconds: float = 30) -> Drill:
-    """The active controller's node (broker and controller) killed (SIGKILL) mid-stream, started again 10 s later."""
+def broker_drill(settings: Settings, stack: Stack, seconds: float = 30, down: float = 10) -> Drill:
+    """The active controller's node (broker and controller) killed (SIGKILL) 8 s into the stream, started again
+    ``down`` seconds later."""
     victim: list = []
 
     def fault(elapsed: float) -> str | None:
@@ -327,7 +328,7 @@ def broker_drill(settings: Settings, stack: Stack, seconds: float = 30) -> Drill
             victim.append(stack.service(f"kafka-{node}"))
             os.killpg(victim[0].pid(), signal.SIGKILL)
             return f"killed kafka-{node} (the active controller)"
-        if elapsed > 18 and len(victim) == 1:
+        if elapsed > 8 + down and len(victim) == 1:
             victim.append(victim[0].start())
             return f"started {victim[0].name} again"
         return None
@@ -337,8 +338,8 @@ def broker_drill(settings: Settings, stack: Stack, seconds: float = 30) -> Drill
     return result
 
 
-def shard_drill(settings: Settings, stack: Stack, seconds: float = 35) -> Drill:
-    """The second ClickHouse shard stopped for 20 s mid-stream."""
+def shard_drill(settings: Settings, stack: Stack, seconds: float = 35, outage: float = 20) -> Drill:
+    """The second ClickHouse shard stopped 5 s into the stream, for ``outage`` seconds."""
     shard = stack.service("clickhouse-2")
     state: list[str] = []
 
@@ -348,7 +349,7 @@ def shard_drill(settings: Settings, stack: Stack, seconds: float = 35) -> Drill:
             shard.stop()
             state.append("stopped")
             return f"stopped clickhouse-2 (rows by shard {before})"
-        if elapsed > 25 and len(state) == 1:
+        if elapsed > 5 + outage and len(state) == 1:
             before = landed_by_shard(settings)
             shard.start()
             shard.wait_healthy(60)
@@ -356,7 +357,7 @@ def shard_drill(settings: Settings, stack: Stack, seconds: float = 35) -> Drill:
             return f"started clickhouse-2 again (rows by shard {before})"
         return None
 
-    return drill(settings, "ClickHouse shard 2 stopped 20 s", seconds, fault)
+    return drill(settings, f"ClickHouse shard 2 stopped {outage:.0f} s", seconds, fault)
 
 
 def run_drills(base: Settings) -> list[Drill]:
