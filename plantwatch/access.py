@@ -106,18 +106,21 @@ def _declared() -> dict[str, Any]:
 
 SQL_DIR = package_path("plantwatch", "sql")
 _CREATED = re.compile(
-    r"CREATE\s+(?:TABLE|VIEW|MATERIALIZED\s+VIEW|DICTIONARY)\s+IF\s+NOT\s+EXISTS\s+\$\{database\}\.(\S+)", re.I
+    r"CREATE\s+(TABLE|VIEW|MATERIALIZED\s+VIEW|DICTIONARY)\s+IF\s+NOT\s+EXISTS\s+\$\{database\}\.(\S+)", re.I
 )
 
 
 def migrated_objects(settings: Settings) -> list[str]:
-    """The names of the objects `plantwatch db migrate` creates in a managed database (plantwatch/sql/*.sql)."""
-    values = settings.clickhouse.model_dump()
-    names = {
-        Template(name).substitute(values)
-        for path in sorted(SQL_DIR.glob("*.sql"))
-        for name in _CREATED.findall(path.read_text())
-    }
+    """The names of the objects `plantwatch db migrate` creates in a managed database (plantwatch/sql/*.sql); with a
+    cluster, each table's local table under its Distributed one too (docs/scale-out.md)."""
+    ch = settings.clickhouse
+    values = ch.model_dump()
+    names: set[str] = set()
+    for path in sorted(SQL_DIR.glob("*.sql")):
+        for kind, name in _CREATED.findall(path.read_text()):
+            names.add(Template(name).substitute(values))
+            if ch.cluster and kind.upper() == "TABLE":
+                names.add(Template(name).substitute(values) + ch.local_suffix)
     return sorted(names)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from plantwatch import warehouse
+from plantwatch import access, warehouse
 from plantwatch.settings import PROJECT_ROOT, Settings
 from plantwatch.stack import Stack
 from plantwatch.transform import dbt_env
@@ -197,3 +197,18 @@ def test_clients_send_the_cluster_client_settings(stack: Stack, settings: Settin
         update={"clickhouse": settings.clickhouse.model_copy(update={"client_settings": {"max_threads": 3}})}
     )
     assert warehouse.client(tuned, database="default").command("SELECT getSetting('max_threads')") == 3
+
+
+def test_the_transform_user_may_not_alter_or_drop_the_local_tables_either() -> None:
+    """On a cluster the ingest writes `readings_raw_local` & co. (under the Distributed `readings_raw`): the transform
+    user's `ALTER/DROP/TRUNCATE/OPTIMIZE` revokes name them too, and name nothing local without a cluster."""
+    single = access.migrated_objects(Settings())
+    clustered = access.migrated_objects(with_cluster())
+    local = {name for name in clustered if name.endswith("_local")}
+    assert not any(name.endswith("_local") for name in single)
+    assert Settings().clickhouse.raw_readings_table + "_local" in local
+    assert Settings().clickhouse.readings_view + "_local" not in local  # a view stays one object
+    assert set(clustered) == set(single) | local
+    revokes = access._statements(with_cluster())["transform"]["revokes"]
+    for name in local:
+        assert any(line.endswith(f".{name}") and line.startswith("ALTER, DROP") for line in revokes), name
