@@ -16,15 +16,18 @@ and 28123/29000: never the single-node stack's), then:
 
 Then the drills, on a fresh 3-broker, 2-shard cluster, each with a paced producer (8,000 readings/s, idempotent,
 acks=all) and one ingest process: the node that is the active KRaft controller (broker too) killed with SIGKILL
-mid-stream and started again 10 s later; the second shard stopped for 20 s. Each prints readings produced
-(acknowledged), landed (distinct, in the readings view), lost, duplicated (shown twice by the view) and the longest
-time no reading landed while some waited in Kafka.
+mid-stream and started again 10 s later; the second shard stopped for 20 s, once with one ingest through the
+Distributed table and once with a topic and an ingest per shard (kafka.topic_per_shard). Each prints readings
+produced (acknowledged), landed (distinct, in the readings view), lost, duplicated (shown twice by the view), the
+longest time no reading landed while some waited in Kafka, and for the shard drills what the first shard landed while
+the second was stopped.
 
 Everything shares this machine's cores (the brokers, the shards, the producer, the ingest, and whatever else runs):
 a second shard or broker here adds work on the same CPUs, it does not add CPUs. docs/scale-out.md reads the
 figures: what is measured here, what is extrapolated from them.
 
-    .venv/bin/python bench/scale.py [--messages 60000] [--insert-rows 500000] [--no-transform] [--no-drills]
+    .venv/bin/python bench/scale.py [--messages 60000] [--insert-rows 500000] [--no-transform]
+                                    [--no-drills | --drills-only]
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from plantwatch.reading import COLUMN_NAMES, COLUMNS
 from plantwatch.settings import PROJECT_ROOT, Settings, environment, get_settings
 from plantwatch.stack import Stack
 from plantwatch.stack.cluster import active_controller, local_cluster
-from plantwatch.topics import ensure_topics
+from plantwatch.topics import ensure_topics, readings_topic_of
 from plantwatch.transform import Transformer
 
 CONFIGURATIONS = [(1, 1), (3, 1), (3, 2)]  # (brokers, shards)
@@ -215,6 +218,9 @@ class Drill:
     duplicated: int = 0  # readings the view shows more than once
     raw: int = 0  # rows in the raw table (a redelivered batch cut differently shows here until merged away)
     longest_stall: float = 0.0  # seconds without a reading landing while some waited in Kafka
+    # The shard drill: readings the running shard landed while the other was stopped (a topic and an ingest per shard
+    # keep it landing; one ingest through the Distributed table stops both).
+    healthy_shard_landed: int | None = None
     notes: str = ""
 
     @property
@@ -248,7 +254,8 @@ class PacedProducer(threading.Thread):
                 time.sleep(wait)
             i = self.first + n
             key, value = message(i, base_ts + (i // len(MACHINES)) * 1000)
-            producer.produce(self.settings.kafka.readings_topic, value, key, on_delivery=self.delivered)
+            topic = readings_topic_of(self.settings, key.decode())
+            producer.produce(topic, value, key, on_delivery=self.delivered)
             producer.poll(0)
         assert producer.flush(120) == 0
 
@@ -268,15 +275,26 @@ def landed_by_shard(settings: Settings) -> list[int | None]:
     return counts
 
 
-def drill(settings: Settings, name: str, seconds: float, fault: Callable[[float], str | None]) -> Drill:
-    """Produce for ``seconds`` with one ingest process running; ``fault(elapsed)`` is called every 0.2 s to break
-    and mend things (returns a note when it did something). Then wait until every reading landed (or 120 s)."""
-    result = Drill(name)
+def start_ingests(settings: Settings, name: str) -> list[subprocess.Popen]:
+    """One ingest process, or with kafka.topic_per_shard one per shard (`--shard k`), in a consumer group of the
+    drill's own; logs in the state folder."""
     env = {**os.environ, **environment(settings), "PLANTWATCH_INGEST__CONSUMER_GROUP": f"drill-{uuid.uuid4().hex[:8]}"}
-    log = settings.state_dir / "logs" / f"drill-{name.split()[0]}-ingest.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    ingest = subprocess.Popen([sys.executable, "-m", "plantwatch.streams.ingest"], env=env, cwd=PROJECT_ROOT,
-                              stdout=log.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
+    shards = range(settings.clickhouse.shards) if settings.kafka.topic_per_shard else [None]
+    ingests = []
+    for shard in shards:
+        log = settings.state_dir / "logs" / f"drill-{name.split()[0]}-ingest{'' if shard is None else shard}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        shard_env = env if shard is None else {**env, "PLANTWATCH_INGEST__SHARD": str(shard)}
+        ingests.append(subprocess.Popen([sys.executable, "-m", "plantwatch.streams.ingest"], env=shard_env,
+                                        cwd=PROJECT_ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT))  # fmt: skip
+    return ingests
+
+
+def drill(settings: Settings, name: str, seconds: float, fault: Callable[[float], str | None]) -> Drill:
+    """Produce for ``seconds`` with the ingest running (start_ingests); ``fault(elapsed)`` is called every 0.2 s to
+    break and mend things (returns a note when it did something). Then wait until every reading landed (or 120 s)."""
+    result = Drill(name)
+    ingests = start_ingests(settings, name)
     producer = PacedProducer(settings, seconds)
     notes = []
     try:
@@ -311,8 +329,10 @@ def drill(settings: Settings, name: str, seconds: float, fault: Callable[[float]
         if producer.failed:
             notes.append(f"{producer.failed} messages not acknowledged by Kafka")
     finally:
-        ingest.terminate()
-        ingest.wait(30)
+        for ingest in ingests:
+            ingest.terminate()
+        for ingest in ingests:
+            ingest.wait(30)
     result.notes = "; ".join(notes)
     return result
 
@@ -339,25 +359,34 @@ def broker_drill(settings: Settings, stack: Stack, seconds: float = 30, down: fl
 
 
 def shard_drill(settings: Settings, stack: Stack, seconds: float = 35, outage: float = 20) -> Drill:
-    """The second ClickHouse shard stopped 5 s into the stream, for ``outage`` seconds."""
+    """The second ClickHouse shard stopped 5 s into the stream, for ``outage`` seconds; counts what the first shard
+    landed meanwhile."""
     shard = stack.service("clickhouse-2")
-    state: list[str] = []
+    first_shard: list[int] = []  # its rows when the second stopped, and when it started again
 
     def fault(elapsed: float) -> str | None:
-        if elapsed > 5 and not state:
+        if elapsed > 5 and not first_shard:
             before = landed_by_shard(settings)
             shard.stop()
-            state.append("stopped")
+            first_shard.append(before[0] or 0)
             return f"stopped clickhouse-2 (rows by shard {before})"
-        if elapsed > 5 + outage and len(state) == 1:
+        if elapsed > 5 + outage and len(first_shard) == 1:
             before = landed_by_shard(settings)
+            first_shard.append(before[0] or 0)
             shard.start()
             shard.wait_healthy(60)
-            state.append("started")
             return f"started clickhouse-2 again (rows by shard {before})"
         return None
 
-    return drill(settings, f"ClickHouse shard 2 stopped {outage:.0f} s", seconds, fault)
+    mode = "a topic and an ingest per shard" if settings.kafka.topic_per_shard else "one ingest"
+    result = drill(settings, f"ClickHouse shard 2 stopped {outage:.0f} s ({mode})", seconds, fault)
+    if len(first_shard) == 2:
+        result.healthy_shard_landed = first_shard[1] - first_shard[0]
+    return result
+
+
+def with_topic_per_shard(settings: Settings, on: bool = True) -> Settings:
+    return settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"topic_per_shard": on})})
 
 
 def run_drills(base: Settings) -> list[Drill]:
@@ -367,8 +396,9 @@ def run_drills(base: Settings) -> list[Drill]:
     try:
         ensure_topics(cluster)
         results = []
-        for name, run_one in (("broker", broker_drill), ("shard", shard_drill)):
-            mine = cluster.scoped(f"bench-drill-{name}")
+        drills = (("broker", broker_drill, False), ("shard", shard_drill, False), ("shard-topics", shard_drill, True))
+        for name, run_one, topic_per_shard in drills:
+            mine = with_topic_per_shard(cluster.scoped(f"bench-drill-{name}"), topic_per_shard)
             ensure_topics(mine)
             warehouse.migrate(mine)
             results.append(run_one(mine, stack))
@@ -385,12 +415,13 @@ def main() -> None:
     parser.add_argument("--insert-rows", type=int, default=500_000, help="rows inserted per insert measurement")
     parser.add_argument("--no-transform", action="store_true", help="skip the dbt build on each cluster")
     parser.add_argument("--no-drills", action="store_true", help="skip the drills (broker killed, shard stopped)")
+    parser.add_argument("--drills-only", action="store_true", help="only the drills, not the throughput runs")
     args = parser.parse_args()
     base = get_settings()
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {args.messages * len(SENSORS):,} readings per run",
           file=sys.stderr)  # fmt: skip
     results = []
-    for brokers, shards in CONFIGURATIONS:
+    for brokers, shards in [] if args.drills_only else CONFIGURATIONS:
         results.append(run(base, brokers, shards, args.messages, args.insert_rows, not args.no_transform))
     print()
     print(f"{'brokers':>7} {'RF':>3} {'shards':>6} | {'produce r/s':>12} {'broker CPU-s':>12} | "
@@ -403,11 +434,12 @@ def main() -> None:
               f"{f.ingest_rate:>11,.0f} {f.ingest_per_cpu_second:>9,.0f} | {f.transform_seconds:>11.1f}")  # fmt: skip
     if not args.no_drills:
         drills = run_drills(base)
-        print(f"\n{'drill':<34} | {'produced':>9} {'landed':>9} {'lost':>5} {'duplicated':>10} | "
-              f"{'longest stall':>13} | what happened")  # fmt: skip
+        print(f"\n{'drill':<66} | {'produced':>9} {'landed':>9} {'lost':>5} {'duplicated':>10} | "
+              f"{'longest stall':>13} | {'shard 1 landed meanwhile':>24} | what happened")  # fmt: skip
         for d in drills:
-            print(f"{d.name:<34} | {d.produced:>9,} {d.landed:>9,} {d.lost:>5} {d.duplicated:>10} | "
-                  f"{d.longest_stall:>12.1f}s | {d.notes}")  # fmt: skip
+            meanwhile = "" if d.healthy_shard_landed is None else f"{d.healthy_shard_landed:,}"
+            print(f"{d.name:<66} | {d.produced:>9,} {d.landed:>9,} {d.lost:>5} {d.duplicated:>10} | "
+                  f"{d.longest_stall:>12.1f}s | {meanwhile:>24} | {d.notes}")  # fmt: skip
     print("\nreadings/s unless said; every reading landed once (view count == produced) in each run; "
           "insert per shard: each shard's local table on its own, one after the other", file=sys.stderr)  # fmt: skip
 

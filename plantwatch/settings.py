@@ -12,6 +12,7 @@ import json
 import os
 import re
 import tomllib
+import zlib
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -43,6 +44,10 @@ AnyPort = Annotated[int, Field(ge=0, le=65535)]  # 0: any free port
 # database called `x; DROP TABLE y` never gets as far as a statement.
 SqlName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 TopicName = Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,249}$")]
+# How a cluster spreads machines over its shards: the Distributed tables' sharding key (plantwatch/warehouse.py) and
+# ClickHouseSettings.machine_shard, its value in Python (ClickHouse's CRC32 is zlib's), which the producers use to
+# send each machine's readings to its shard's topic (KafkaSettings.topic_per_shard). The two must agree.
+MACHINE_SHARDING_KEY = "CRC32(machine_id)"
 ENV_PREFIX = "PLANTWATCH_"
 # PLANTWATCH_* variables that are not settings: the config file's path, and `make test`'s flag for the test session.
 NOT_SETTINGS = frozenset({"PLANTWATCH_CONFIG", "PLANTWATCH_STOP_STACK"})
@@ -73,6 +78,11 @@ class KafkaSettings(Section):
     readings_topic: TopicName = "plantwatch.readings"
     dead_letter_topic: TopicName = "plantwatch.readings.dlq"
     partitions: PositiveInt = 4
+    # With a ClickHouse cluster of N shards: a readings topic per shard (`<readings_topic>.shard<k>`, k = 0..N-1), the
+    # producers sending each machine's readings to its shard's topic and one ingest per shard (`plantwatch ingest
+    # --shard k`) landing them in that shard's local table, so a shard that stops holds back its own machines only
+    # (docs/scale-out.md). Off: one readings topic, inserted through the Distributed table.
+    topic_per_shard: bool = False
     # A cluster (docs/scale-out.md). `bootstrap`: the brokers clients start from ("h1:9092,h2:9092"); unset: `brokers`
     # brokers on host at port, port + 1, ... (the local stack runs that many: `plantwatch stack up --kafka-brokers`).
     # The topics' replication factor and min.insync.replicas; unset: the brokers' defaults (today's: 1 and 1).
@@ -151,6 +161,9 @@ class ClickHouseSettings(Section):
     replicated: bool = True
     local_suffix: SqlName = "_local"
     shard_port_step: PositiveInt = 10_000
+    # Each shard's host, for what talks to one shard itself (`plantwatch ingest --shard k`), e.g. the operator's
+    # per-shard Services; unset: `host`, shard k at the local stack's ports (node_ports).
+    shard_hosts: list[str] = []
     # ClickHouse settings every client sends (e.g. {"distributed_foreground_insert": 1}: an insert through a
     # Distributed table returns once every shard has its rows, the local cluster's way).
     client_settings: dict[str, int | str] = {}
@@ -161,10 +174,20 @@ class ClickHouseSettings(Section):
             raise ValueError("shards or replicas > 1 need clickhouse.cluster (the remote_servers cluster's name)")
         return self
 
+    @model_validator(mode="after")
+    def _a_host_per_shard(self) -> ClickHouseSettings:
+        if self.shard_hosts and len(self.shard_hosts) != self.shards:
+            raise ValueError(f"shard_hosts names {len(self.shard_hosts)} hosts for {self.shards} shards")
+        return self
+
     def node_ports(self, shard: int) -> tuple[int, int]:
         """(http, tcp) port of the local stack's shard ``shard`` (0-based)."""
         step = shard * self.shard_port_step
         return self.http_port + step, self.tcp_port + step
+
+    def machine_shard(self, machine_id: str) -> int:
+        """The shard (0-based) whose tables hold a machine: MACHINE_SHARDING_KEY modulo the shards."""
+        return zlib.crc32(machine_id.encode()) % self.shards
 
     @property
     def http_url(self) -> str:
@@ -254,6 +277,9 @@ class IngestSettings(Section):
     """The stream ingest (streams/, `plantwatch ingest`): Kafka readings into ClickHouse."""
 
     consumer_group: str = "plantwatch-ingest"
+    # With kafka.topic_per_shard: the shard (0-based) this ingest lands, from its topic into its local table
+    # (`plantwatch ingest --shard k`; each shard's ingests form the group `<consumer_group>.shard<k>`).
+    shard: NonNegativeInt | None = None
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # Messages taken from Kafka at once (or what came within poll_seconds); each partition's run of them goes
     # through the pipeline as one row.

@@ -1,4 +1,5 @@
-"""The Kafka topics plantwatch reads and writes: the readings topic and its dead-letter topic, from the settings.
+"""The Kafka topics plantwatch reads and writes: the readings topic (or one per ClickHouse shard) and the dead-letter
+topic, from the settings.
 
 They belong to the deployment, not to one app (the ingest never creates them: partitions and retention are the
 operator's choice), so they are created by ``plantwatch stack up`` and ``plantwatch db migrate``, with
@@ -28,8 +29,27 @@ def transient_kafka_error(error: object) -> bool:
     return isinstance(error, KafkaError) and error.code() in TRANSIENT_KAFKA_ERRORS
 
 
+def shard_readings_topic(settings: Settings, shard: int) -> str:
+    """Shard ``shard``'s readings topic (kafka.topic_per_shard)."""
+    return f"{settings.kafka.readings_topic}.shard{shard}"
+
+
+def readings_topics(settings: Settings) -> list[str]:
+    """The readings topics: one, or one per ClickHouse shard (kafka.topic_per_shard)."""
+    if not settings.kafka.topic_per_shard:
+        return [settings.kafka.readings_topic]
+    return [shard_readings_topic(settings, shard) for shard in range(settings.clickhouse.shards)]
+
+
+def readings_topic_of(settings: Settings, machine_id: str) -> str:
+    """The topic a machine's readings are published to: its shard's with kafka.topic_per_shard."""
+    if not settings.kafka.topic_per_shard:
+        return settings.kafka.readings_topic
+    return shard_readings_topic(settings, settings.clickhouse.machine_shard(machine_id))
+
+
 def topic_names(settings: Settings) -> list[str]:
-    return [settings.kafka.readings_topic, settings.kafka.dead_letter_topic]
+    return [*readings_topics(settings), settings.kafka.dead_letter_topic]
 
 
 def missing_topics(settings: Settings, timeout: float = 10.0) -> list[str]:

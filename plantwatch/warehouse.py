@@ -16,7 +16,7 @@ from clickhouse_connect.driver.client import Client
 from plantwatch.access import Role, credentials
 from plantwatch.reading import COLUMNS
 from plantwatch.resources import package_path
-from plantwatch.settings import Settings
+from plantwatch.settings import MACHINE_SHARDING_KEY, Settings
 
 SQL_DIR = package_path("plantwatch", "sql")
 
@@ -96,11 +96,11 @@ def migrate(settings: Settings) -> list[str]:
 # shard: a machine's whole history (readings, labels, baselines, alert events, its configuration), and the sort key
 # of the ReplacingMergeTree tables without a machine (FINAL folds duplicates within a shard only).
 SHARDING_KEYS: dict[str, str] = {
-    "raw_readings_table": "cityHash64(machine_id)",
-    "fault_labels_table": "cityHash64(machine_id)",
-    "baselines_table": "cityHash64(machine_id)",
-    "alert_events_table": "cityHash64(machine_id)",
-    "machine_config_table": "cityHash64(machine_id)",
+    "raw_readings_table": MACHINE_SHARDING_KEY,
+    "fault_labels_table": MACHINE_SHARDING_KEY,
+    "baselines_table": MACHINE_SHARDING_KEY,
+    "alert_events_table": MACHINE_SHARDING_KEY,
+    "machine_config_table": MACHINE_SHARDING_KEY,
     "dq_results_table": "cityHash64(run_id)",
     "alert_state_table": "cityHash64(rule_uid, fingerprint)",
     "spec_limit_config_table": "cityHash64(model, sensor_kind)",
@@ -161,7 +161,21 @@ def _replicated(engine: re.Match[str], database: str, table: str) -> str:
 
 
 def node_settings(settings: Settings, shard: int) -> Settings:
-    """These settings pointed at the local cluster's shard ``shard`` (0-based) itself."""
-    http_port, tcp_port = settings.clickhouse.node_ports(shard)
-    clickhouse = settings.clickhouse.model_copy(update={"http_port": http_port, "tcp_port": tcp_port})
+    """These settings pointed at shard ``shard`` (0-based) itself: its host in `clickhouse.shard_hosts`, else the
+    local cluster's node at its own ports."""
+    ch = settings.clickhouse
+    if ch.shard_hosts:
+        clickhouse = ch.model_copy(update={"host": ch.shard_hosts[shard]})
+    else:
+        http_port, tcp_port = ch.node_ports(shard)
+        clickhouse = ch.model_copy(update={"http_port": http_port, "tcp_port": tcp_port})
+    return settings.model_copy(update={"clickhouse": clickhouse})
+
+
+def shard_settings(settings: Settings, shard: int) -> Settings:
+    """Shard ``shard``'s node as if it were the whole warehouse: the raw readings table is its local table, and no
+    cluster (what lands one shard's readings itself: `plantwatch ingest --shard k`)."""
+    ch = node_settings(settings, shard).clickhouse
+    local = ch.raw_readings_table + ch.local_suffix
+    clickhouse = ch.model_copy(update={"cluster": None, "shards": 1, "shard_hosts": [], "raw_readings_table": local})
     return settings.model_copy(update={"clickhouse": clickhouse})

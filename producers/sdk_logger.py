@@ -41,6 +41,7 @@ from prometheus_client import Counter, Gauge
 from plantwatch.producers.archive import MachineArchive, Position, iter_range
 from plantwatch.reading import IDENTIFIER, encode
 from plantwatch.settings import Settings
+from plantwatch.topics import readings_topic_of
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class _Stream:
 
     machine_id: str
     key: bytes
+    topic: str
     archive: MachineArchive | None
     sent: int = 0
     acked: int = 0
@@ -111,16 +113,16 @@ def archive_root(settings: Settings) -> Path:
 
 
 def republish(
-    settings: Settings, topic: str, from_ms: int, to_ms: int, machines: set[str] | None = None
+    settings: Settings, topic: str | None, from_ms: int, to_ms: int, machines: set[str] | None = None
 ) -> tuple[int, int]:
-    """The archived messages of an event-time range published to `topic` again (downstream folds the duplicates);
-    returns (messages sent, messages not delivered within a minute)."""
+    """The archived messages of an event-time range published to `topic` (None: each machine's readings topic) again
+    (downstream folds the duplicates); returns (messages sent, messages not delivered within a minute)."""
     producer = Producer(producer_config(settings))
     sent = 0
     for machine_id, payload in iter_range(archive_root(settings), from_ms, to_ms, machines):
         while True:
             try:
-                producer.produce(topic, payload, machine_id.encode())
+                producer.produce(topic or readings_topic_of(settings, machine_id), payload, machine_id.encode())
                 break
             except BufferError:
                 producer.poll(0.1)
@@ -131,7 +133,7 @@ def republish(
 class SdkLogger:
     def __init__(self, settings: Settings, *, archive: bool = True, topic: str | None = None) -> None:
         self.settings = settings
-        self.topic = topic or settings.kafka.readings_topic
+        self.topic = topic  # None: each machine's readings topic (its shard's, with kafka.topic_per_shard)
         self.stats = LoggerStats()
         self._reported = LoggerStats()
         self._streams: dict[str, _Stream] = {}
@@ -174,7 +176,7 @@ class SdkLogger:
             stats.archive_bytes += stream.archive.append(ts_ms, payload)
             if not stream.draining:
                 try:
-                    self._producer.produce(self.topic, payload, stream.key)
+                    self._producer.produce(stream.topic, payload, stream.key)
                     stream.sent += 1
                     stream.inflight += 1
                 except BufferError:
@@ -184,7 +186,7 @@ class SdkLogger:
             self.service()
 
     def _send(self, stream: _Stream, payload: bytes) -> None:
-        self._producer.produce(self.topic, payload, stream.key)
+        self._producer.produce(stream.topic, payload, stream.key)
         stream.sent += 1
         stream.inflight += 1
 
@@ -285,7 +287,8 @@ class SdkLogger:
         archive = None
         if self.root is not None:
             archive = MachineArchive(self.root, machine_id, self.settings.producer)
-        stream = _Stream(machine_id, machine_id.encode(), archive)
+        topic = self.topic or readings_topic_of(self.settings, machine_id)
+        stream = _Stream(machine_id, machine_id.encode(), topic, archive)
         self._streams[machine_id] = stream
         self._by_key[stream.key] = stream
         if archive is not None:
@@ -305,7 +308,7 @@ class SdkLogger:
         self._last_cursor = time.monotonic()
         cursor = {m: asdict(s.archive.position(s.acked)) for m, s in self._streams.items()}
         tmp = self._cursor_path().with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps({"topic": self.topic, "machines": cursor}))
+        tmp.write_bytes(orjson.dumps({"machines": cursor}))
         os.replace(tmp, self._cursor_path())
 
     def _recover(self) -> None:

@@ -36,7 +36,7 @@ from plantwatch.streams.clickhouse_sink import ClickHouseSink
 from plantwatch.streams.dead_letter import DeadLetterQueue
 from plantwatch.streams.message_batches import MessageRunApplication, RunReadings
 from plantwatch.streams.metrics import record_lag
-from plantwatch.topics import CREATED_BY, missing_topics, transient_kafka_error
+from plantwatch.topics import CREATED_BY, missing_topics, shard_readings_topic, transient_kafka_error
 
 logger = logging.getLogger(__name__)
 Enrich = Callable[[MessageReadings], MessageReadings | None]
@@ -132,6 +132,27 @@ def check_topics(settings: Settings) -> None:
         )
 
 
+def landing(settings: Settings) -> Settings:
+    """These settings as this ingest uses them: the readings topic into the raw table (on a cluster, through its
+    Distributed table), or, with kafka.topic_per_shard, shard ``ingest.shard``'s topic into that shard's local
+    table in a consumer group of the shard's own, so that a shard that stops holds back its own machines only."""
+    shard, shards = settings.ingest.shard, settings.clickhouse.shards
+    if not settings.kafka.topic_per_shard:
+        if shard is not None:
+            raise IngestError("--shard needs kafka.topic_per_shard (a readings topic per ClickHouse shard)")
+        return settings
+    if shard is None or shard >= shards:
+        raise IngestError(
+            f"kafka.topic_per_shard is set: run one ingest per shard, `plantwatch ingest --shard K` with K in "
+            f"0..{shards - 1}" + (f" (not {shard})" if shard is not None else "")
+        )
+    kafka = settings.kafka.model_copy(
+        update={"readings_topic": shard_readings_topic(settings, shard), "topic_per_shard": False}
+    )
+    ingest = settings.ingest.model_copy(update={"consumer_group": f"{settings.ingest.consumer_group}.shard{shard}"})
+    return warehouse.shard_settings(settings, shard).model_copy(update={"kafka": kafka, "ingest": ingest})
+
+
 def wait_for_clickhouse(
     settings: Settings, first: float = RETRY_FIRST_SECONDS, most: float = RETRY_MAX_SECONDS
 ) -> None:
@@ -155,13 +176,15 @@ def wait_for_clickhouse(
 
 def run(settings: Settings) -> None:
     """Serve /metrics and consume until SIGTERM or SIGINT."""
+    settings = landing(settings)
     try:
         check_topics(settings)  # before anything is said or served: a missing topic is the one line the user sees
     except KafkaException as exc:
         if not transient(exc):
             raise
     port = serve_metrics(settings, "ingest", settings.ingest.metrics_port or None, settings.ingest.metrics_host)
-    logger.info("ingest %s -> %s, metrics on :%d", settings.kafka.readings_topic, settings.clickhouse.database, port)
+    logger.info("ingest %s -> %s.%s at %s, metrics on :%d", settings.kafka.readings_topic, settings.clickhouse.database,
+                settings.clickhouse.raw_readings_table, settings.clickhouse.http_url, port)  # fmt: skip
     pause = RETRY_FIRST_SECONDS
     while True:
         began = time.monotonic()

@@ -108,7 +108,7 @@ def test_cluster_ddl_replicated_on_cluster_with_macros() -> None:
            "recorded_at)" in labels  # fmt: skip
     assert (
         "CREATE TABLE IF NOT EXISTS plantwatch.readings_raw ON CLUSTER plantwatch AS plantwatch.readings_raw_local\n"
-        "ENGINE = Distributed(plantwatch, plantwatch, readings_raw_local, cityHash64(machine_id))"
+        "ENGINE = Distributed(plantwatch, plantwatch, readings_raw_local, CRC32(machine_id))"
     ) in statements
     # The view users query reads the Distributed table; ALTERs go to the local tables.
     assert "CREATE VIEW IF NOT EXISTS plantwatch.readings ON CLUSTER plantwatch AS\n" \
@@ -128,7 +128,7 @@ def test_every_table_is_local_under_a_distributed_one_sharded_by_machine() -> No
     single = {m.group(1) for s in all_statements(Settings()) if (m := created.match(s))}
     assert set(distributed) == single
     for table in ("readings_raw", "fault_labels", "machine_baselines", "alert_events", "machine_config"):
-        assert distributed[table].endswith(f"{table}_local, cityHash64(machine_id))")
+        assert distributed[table].endswith(f"{table}_local, CRC32(machine_id))")
     local_engines = [s for s in statements if (m := created.match(s)) and m.group(1) in locals_]
     assert all("ENGINE = Replicated" in s and "'{replica}'" in s for s in local_engines)
 
@@ -140,7 +140,7 @@ def test_local_cluster_ddl_is_plain_mergetree_without_on_cluster() -> None:
     assert not any("ON CLUSTER" in s or "Replicated" in s for s in statements)
     raw = next(s for s in statements if s.startswith("CREATE TABLE IF NOT EXISTS plantwatch.readings_raw_local"))
     assert "ENGINE = ReplacingMergeTree\n" in raw and "non_replicated_deduplication_window = 1000" in raw
-    assert "ENGINE = Distributed(plantwatch, plantwatch, readings_raw_local, cityHash64(machine_id))" in "\n".join(
+    assert "ENGINE = Distributed(plantwatch, plantwatch, readings_raw_local, CRC32(machine_id))" in "\n".join(
         statements
     )
 
@@ -212,3 +212,17 @@ def test_the_transform_user_may_not_alter_or_drop_the_local_tables_either() -> N
     revokes = access._statements(with_cluster())["transform"]["revokes"]
     for name in local:
         assert any(line.endswith(f".{name}") and line.startswith("ALTER, DROP") for line in revokes), name
+
+
+def test_on_a_cluster_the_ingest_may_insert_into_the_local_raw_tables_and_no_further() -> None:
+    """The per-shard ingest (`plantwatch ingest --shard k`) inserts into the shard's `readings_raw_local`: on a
+    cluster each grant naming a migrated table names its local table too; nothing local without a cluster, and the
+    grants stay INSERT on the two raw tables."""
+    single = access._statements(Settings())["ingest"]["grants"]
+    clustered = access._statements(with_cluster())["ingest"]["grants"]
+    assert not any("_local" in grant for grant in single)
+    assert set(clustered) - set(single) == {
+        f"INSERT, SHOW COLUMNS ON {database}.{table}_local"
+        for database in Settings().clickhouse.managed_databases
+        for table in ("readings_raw", "fault_labels")
+    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from plantwatch.settings import get_settings
@@ -10,7 +12,16 @@ app = typer.Typer()
 
 
 @app.command("ingest")
-def ingest() -> None:
+def ingest(
+    shard: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="With kafka.topic_per_shard: the ClickHouse shard (0-based) whose topic this ingest "
+            "lands in that shard's local table (PLANTWATCH_INGEST__SHARD).",
+        ),
+    ] = None,
+) -> None:
     """Land readings from Kafka in ClickHouse (invalid ones to the dead-letter topic) until SIGTERM or Ctrl-C.
 
     Settings: PLANTWATCH_INGEST__* (consumer group, batch size, flush interval, metrics port, enrich hook).
@@ -18,8 +29,11 @@ def ingest() -> None:
     from plantwatch.streams.ingest import IngestError, configure_logging, run  # Quix Streams takes a second to import
 
     configure_logging()
+    settings = get_settings()
+    if shard is not None:
+        settings = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"shard": shard})})
     try:
-        run(get_settings())
+        run(settings)
     except IngestError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -1,0 +1,125 @@
+"""A readings topic per ClickHouse shard (kafka.topic_per_shard): producers send each machine's readings to its
+shard's topic, by the same hash as the Distributed tables' sharding key, and `plantwatch ingest --shard k` lands shard
+k's topic in shard k's local table. The drill that shows a stopped shard no longer holds back the other is in
+tests/test_cluster_stack.py; these tests run on the single-node stack."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections import Counter
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from plantwatch import warehouse
+from plantwatch.producers.sdk_logger import SdkLogger
+from plantwatch.settings import MACHINE_SHARDING_KEY, PROJECT_ROOT, Settings, environment
+from plantwatch.streams.ingest import IngestError, landing
+from plantwatch.topics import ensure_topics, readings_topic_of, readings_topics, topic_names
+from tests.fixtures.kafka_topic import read_topic
+
+MACHINES = [f"M-{i:03d}" for i in range(400)] + ["pump.7", "rig:2", "ÄÖ-unicode"]
+
+
+def sharded(settings: Settings, shards: int = 2, *, topic_per_shard: bool = True, shard: int | None = None) -> Settings:
+    clickhouse = settings.clickhouse.model_copy(update={"cluster": "plantwatch", "shards": shards})
+    kafka = settings.kafka.model_copy(update={"topic_per_shard": topic_per_shard})
+    ingest = settings.ingest.model_copy(update={"shard": shard})
+    return settings.model_copy(update={"clickhouse": clickhouse, "kafka": kafka, "ingest": ingest})
+
+
+@pytest.mark.parametrize("shards", [2, 3, 5])
+def test_a_machines_shard_is_the_one_clickhouse_puts_it_on(settings: Settings, stack: object, shards: int) -> None:
+    """The producers' shard of a machine is the Distributed tables' sharding key modulo the shards, computed by
+    ClickHouse itself."""
+    ids = ", ".join(f"'{m}'" for m in MACHINES)
+    rows = (
+        warehouse.client(settings, database="default")
+        .query(f"SELECT machine_id, {MACHINE_SHARDING_KEY} % {shards} FROM (SELECT arrayJoin([{ids}]) AS machine_id)")
+        .result_rows
+    )
+    mine = sharded(settings, shards).clickhouse
+    assert {m: s for m, s in rows} == {m: mine.machine_shard(m) for m in MACHINES}
+    assert len(set(mine.machine_shard(m) for m in MACHINES)) == shards  # every shard gets machines
+
+
+def test_one_topic_unless_topic_per_shard(settings: Settings) -> None:
+    assert readings_topics(settings) == [settings.kafka.readings_topic]
+    assert readings_topics(sharded(settings, topic_per_shard=False)) == [settings.kafka.readings_topic]
+    per_shard = sharded(settings, 3)
+    base = settings.kafka.readings_topic
+    assert readings_topics(per_shard) == [f"{base}.shard0", f"{base}.shard1", f"{base}.shard2"]
+    assert topic_names(per_shard) == [*readings_topics(per_shard), settings.kafka.dead_letter_topic]
+    for machine in MACHINES[:50]:
+        assert readings_topic_of(settings, machine) == base
+        assert readings_topic_of(per_shard, machine) == f"{base}.shard{per_shard.clickhouse.machine_shard(machine)}"
+
+
+def test_the_sdk_logger_sends_each_machine_to_its_shards_topic(
+    settings: Settings, stack: object, kafka_admin: AdminClient
+) -> None:
+    mine = sharded(settings.scoped(f"test.{uuid.uuid4().hex[:10]}"), 2)
+    created = ensure_topics(mine)
+    try:
+        assert sorted(created) == sorted(topic_names(mine))
+        machines = MACHINES[:40]
+        with SdkLogger(mine, archive=False) as logger:
+            for seq in range(5):
+                for machine in machines:
+                    logger.log(machine, 1_700_000_000_000 + seq, [
+                        {"sensor_id": "t", "kind": "temperature", "value": 1.0, "unit": "C", "seq": seq}
+                    ])  # fmt: skip
+        for shard, topic in enumerate(readings_topics(mine)):
+            keys = Counter(record.key.decode() for record in read_topic(mine, topic))
+            assert keys == {m: 5 for m in machines if mine.clickhouse.machine_shard(m) == shard}, topic
+    finally:
+        kafka_admin.delete_topics(topic_names(mine))
+
+
+def test_an_ingest_per_shard_lands_its_topic_in_its_shards_local_table(settings: Settings) -> None:
+    base = sharded(settings, 2)
+    for shard in (0, 1):
+        land = landing(base.model_copy(update={"ingest": base.ingest.model_copy(update={"shard": shard})}))
+        assert land.kafka.readings_topic == f"{settings.kafka.readings_topic}.shard{shard}"
+        assert land.kafka.dead_letter_topic == settings.kafka.dead_letter_topic  # one dead-letter topic for all
+        assert topic_names(land) == [land.kafka.readings_topic, settings.kafka.dead_letter_topic]
+        assert land.ingest.consumer_group == f"{settings.ingest.consumer_group}.shard{shard}"
+        assert land.clickhouse.raw_readings_table == f"{settings.clickhouse.raw_readings_table}_local"
+        assert land.clickhouse.cluster is None
+        assert (land.clickhouse.http_port, land.clickhouse.tcp_port) == base.clickhouse.node_ports(shard)
+    # A real cluster names each shard's host; ports stay.
+    hosts = base.model_copy(
+        update={"clickhouse": base.clickhouse.model_copy(update={"shard_hosts": ["ch-0", "ch-1"]}),
+                "ingest": base.ingest.model_copy(update={"shard": 1})}
+    )  # fmt: skip
+    assert (landing(hosts).clickhouse.host, landing(hosts).clickhouse.http_port) == ("ch-1", base.clickhouse.http_port)
+    # Without topic_per_shard: unchanged.
+    assert landing(settings) is settings
+
+
+@pytest.mark.parametrize(
+    ("topic_per_shard", "shard", "message"),
+    [
+        (True, None, r"run one ingest per shard, `plantwatch ingest --shard K` with K in 0\.\.1$"),
+        (True, 2, r"with K in 0\.\.1 \(not 2\)"),
+        (False, 0, "--shard needs kafka.topic_per_shard"),
+    ],
+)
+def test_a_wrong_shard_is_one_clear_error(
+    settings: Settings, topic_per_shard: bool, shard: int | None, message: str
+) -> None:
+    with pytest.raises(IngestError, match=message):
+        landing(sharded(settings, 2, topic_per_shard=topic_per_shard, shard=shard))
+
+
+def test_plantwatch_ingest_shard_without_topic_per_shard_says_so(settings: Settings) -> None:
+    result = subprocess.run([sys.executable, "-m", "plantwatch.cli", "ingest", "--shard", "1"], cwd=PROJECT_ROOT,
+                            env={**os.environ, **environment(settings)}, capture_output=True, text=True, timeout=60,
+                            check=False)  # fmt: skip
+    assert result.returncode == 2, result
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --shard needs kafka.topic_per_shard (a readings topic per ClickHouse shard)"
+    )
