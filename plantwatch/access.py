@@ -151,24 +151,8 @@ def _statements(settings: Settings) -> dict[Role, dict[str, list[str]]]:
             )
             for kind in ("grants", "revokes")
         }
-        out[role]["grants"] = _with_local_tables(out[role]["grants"], settings, migrated)
         out[role]["grants"] += [f"TABLE ENGINE ON {engine}" for engine in spec.get("engines", [])]
     return out
-
-
-def _with_local_tables(grants: list[str], settings: Settings, migrated: list[str]) -> list[str]:
-    """With a cluster, a grant on a migrated table covers its local table too: the per-shard ingest (`plantwatch
-    ingest --shard k`) inserts into the shard's local table, with what it may do through the Distributed one."""
-    suffix = settings.clickhouse.local_suffix
-    if settings.clickhouse.cluster is None:
-        return grants
-    on_table = re.compile(r"^(.* ON \w+\.)(\w+)$")
-    local = [
-        f"{match.group(1)}{match.group(2)}{suffix}"
-        for grant in grants
-        if (match := on_table.match(grant)) and f"{match.group(2)}{suffix}" in migrated
-    ]
-    return sorted({*grants, *local})
 
 
 def _user_xml(name: str, password: str, grants: list[str], revokes: list[str], *, hashed: bool = True) -> str:

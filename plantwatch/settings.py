@@ -80,8 +80,8 @@ class KafkaSettings(Section):
     partitions: PositiveInt = 4
     # With a ClickHouse cluster of N shards: a readings topic per shard (`<readings_topic>.shard<k>`, k = 0..N-1), the
     # producers sending each machine's readings to its shard's topic and one ingest per shard (`plantwatch ingest
-    # --shard k`) landing them in that shard's local table, so a shard that stops holds back its own machines only
-    # (docs/scale-out.md). Off: one readings topic, inserted through the Distributed table.
+    # --shard k`, a consumer group of its own) landing them, so a shard that stops holds back its own machines only
+    # (docs/scale-out.md). Off: one readings topic and one consumer group for all shards.
     topic_per_shard: bool = False
     # A cluster (docs/scale-out.md). `bootstrap`: the brokers clients start from ("h1:9092,h2:9092"); unset: `brokers`
     # brokers on host at port, port + 1, ... (the local stack runs that many: `plantwatch stack up --kafka-brokers`).
@@ -161,9 +161,6 @@ class ClickHouseSettings(Section):
     replicated: bool = True
     local_suffix: SqlName = "_local"
     shard_port_step: PositiveInt = 10_000
-    # Each shard's host, for what talks to one shard itself (`plantwatch ingest --shard k`), e.g. the operator's
-    # per-shard Services; unset: `host`, shard k at the local stack's ports (node_ports).
-    shard_hosts: list[str] = []
     # ClickHouse settings every client sends (e.g. {"distributed_foreground_insert": 1}: an insert through a
     # Distributed table returns once every shard has its rows, the local cluster's way).
     client_settings: dict[str, int | str] = {}
@@ -172,12 +169,6 @@ class ClickHouseSettings(Section):
     def _cluster_needs_a_name(self) -> ClickHouseSettings:
         if self.cluster is None and (self.shards > 1 or self.replicas > 1):
             raise ValueError("shards or replicas > 1 need clickhouse.cluster (the remote_servers cluster's name)")
-        return self
-
-    @model_validator(mode="after")
-    def _a_host_per_shard(self) -> ClickHouseSettings:
-        if self.shard_hosts and len(self.shard_hosts) != self.shards:
-            raise ValueError(f"shard_hosts names {len(self.shard_hosts)} hosts for {self.shards} shards")
         return self
 
     def node_ports(self, shard: int) -> tuple[int, int]:
@@ -277,8 +268,8 @@ class IngestSettings(Section):
     """The stream ingest (streams/, `plantwatch ingest`): Kafka readings into ClickHouse."""
 
     consumer_group: str = "plantwatch-ingest"
-    # With kafka.topic_per_shard: the shard (0-based) this ingest lands, from its topic into its local table
-    # (`plantwatch ingest --shard k`; each shard's ingests form the group `<consumer_group>.shard<k>`).
+    # With kafka.topic_per_shard: the shard (0-based) whose topic this ingest lands (`plantwatch ingest --shard k`;
+    # each shard's ingests form the group `<consumer_group>.shard<k>`).
     shard: NonNegativeInt | None = None
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # Messages taken from Kafka at once (or what came within poll_seconds); each partition's run of them goes

@@ -161,21 +161,7 @@ def _replicated(engine: re.Match[str], database: str, table: str) -> str:
 
 
 def node_settings(settings: Settings, shard: int) -> Settings:
-    """These settings pointed at shard ``shard`` (0-based) itself: its host in `clickhouse.shard_hosts`, else the
-    local cluster's node at its own ports."""
-    ch = settings.clickhouse
-    if ch.shard_hosts:
-        clickhouse = ch.model_copy(update={"host": ch.shard_hosts[shard]})
-    else:
-        http_port, tcp_port = ch.node_ports(shard)
-        clickhouse = ch.model_copy(update={"http_port": http_port, "tcp_port": tcp_port})
-    return settings.model_copy(update={"clickhouse": clickhouse})
-
-
-def shard_settings(settings: Settings, shard: int) -> Settings:
-    """Shard ``shard``'s node as if it were the whole warehouse: the raw readings table is its local table, and no
-    cluster (what lands one shard's readings itself: `plantwatch ingest --shard k`)."""
-    ch = node_settings(settings, shard).clickhouse
-    local = ch.raw_readings_table + ch.local_suffix
-    clickhouse = ch.model_copy(update={"cluster": None, "shards": 1, "shard_hosts": [], "raw_readings_table": local})
+    """These settings pointed at the local cluster's shard ``shard`` (0-based) itself."""
+    http_port, tcp_port = settings.clickhouse.node_ports(shard)
+    clickhouse = settings.clickhouse.model_copy(update={"http_port": http_port, "tcp_port": tcp_port})
     return settings.model_copy(update={"clickhouse": clickhouse})

@@ -133,9 +133,12 @@ def check_topics(settings: Settings) -> None:
 
 
 def landing(settings: Settings) -> Settings:
-    """These settings as this ingest uses them: the readings topic into the raw table (on a cluster, through its
-    Distributed table), or, with kafka.topic_per_shard, shard ``ingest.shard``'s topic into that shard's local
-    table in a consumer group of the shard's own, so that a shard that stops holds back its own machines only."""
+    """These settings as this ingest uses them: the readings topic, or with kafka.topic_per_shard shard
+    ``ingest.shard``'s topic in a consumer group of the shard's own, so that a shard that stops holds back its own
+    machines only (their inserts fail and wait; the other shards' ingests never see them).
+
+    Either way the rows go into the raw table, on a cluster its Distributed table on the configured node, which puts
+    them on their shard: the transform's materialized views, attached to that node's table, see every insert."""
     shard, shards = settings.ingest.shard, settings.clickhouse.shards
     if not settings.kafka.topic_per_shard:
         if shard is not None:
@@ -150,7 +153,7 @@ def landing(settings: Settings) -> Settings:
         update={"readings_topic": shard_readings_topic(settings, shard), "topic_per_shard": False}
     )
     ingest = settings.ingest.model_copy(update={"consumer_group": f"{settings.ingest.consumer_group}.shard{shard}"})
-    return warehouse.shard_settings(settings, shard).model_copy(update={"kafka": kafka, "ingest": ingest})
+    return settings.model_copy(update={"kafka": kafka, "ingest": ingest})
 
 
 def wait_for_clickhouse(

@@ -212,17 +212,3 @@ def test_the_transform_user_may_not_alter_or_drop_the_local_tables_either() -> N
     revokes = access._statements(with_cluster())["transform"]["revokes"]
     for name in local:
         assert any(line.endswith(f".{name}") and line.startswith("ALTER, DROP") for line in revokes), name
-
-
-def test_on_a_cluster_the_ingest_may_insert_into_the_local_raw_tables_and_no_further() -> None:
-    """The per-shard ingest (`plantwatch ingest --shard k`) inserts into the shard's `readings_raw_local`: on a
-    cluster each grant naming a migrated table names its local table too; nothing local without a cluster, and the
-    grants stay INSERT on the two raw tables."""
-    single = access._statements(Settings())["ingest"]["grants"]
-    clustered = access._statements(with_cluster())["ingest"]["grants"]
-    assert not any("_local" in grant for grant in single)
-    assert set(clustered) - set(single) == {
-        f"INSERT, SHOW COLUMNS ON {database}.{table}_local"
-        for database in Settings().clickhouse.managed_databases
-        for table in ("readings_raw", "fault_labels")
-    }

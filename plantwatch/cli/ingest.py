@@ -17,8 +17,8 @@ def ingest(
         int | None,
         typer.Option(
             min=0,
-            help="With kafka.topic_per_shard: the ClickHouse shard (0-based) whose topic this ingest "
-            "lands in that shard's local table (PLANTWATCH_INGEST__SHARD).",
+            help="With kafka.topic_per_shard: the ClickHouse shard (0-based) whose readings topic this "
+            "ingest lands (PLANTWATCH_INGEST__SHARD).",
         ),
     ] = None,
 ) -> None:
