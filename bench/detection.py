@@ -226,16 +226,21 @@ def score_exports(settings: Settings, files: list[Path], args: argparse.Namespac
     result = score_instants(transformer, scored_from)
     print("== commissioning baselines (each machine's healthy period) ==\n" + instant_report(result))
     if args.rebaseline_rows:
+        skipped, faults = [], len(result.episodes)
         for episode in result.episodes:  # maintenance done at the fault's end: fit again on the rows after it
             try:
                 start, end = baseline.first_rows_period(settings, episode.machine_id, args.rebaseline_rows,
                                                         episode.end_time)  # fmt: skip
-            except baseline.BaselineError:
-                continue  # the run ends before that many rows after the fault
+            except baseline.BaselineError as exc:  # e.g. the run ends before that many rows after the fault
+                skipped.append(f"{episode.machine_id}: {exc}")
+                continue
             baseline.fit(settings, episode.machine_id, start, end, "bench/detection.py after maintenance", transformer)
         transformer.build()
         result = score_instants(transformer, scored_from)
-        print(f"== re-baselined on the {args.rebaseline_rows} rows after each fault ==\n" + instant_report(result))
+        print(f"== re-baselined on the {args.rebaseline_rows} rows after each fault: {faults - len(skipped)} of "
+              f"{faults} faults ==\n" + instant_report(result))  # fmt: skip
+        for reason in skipped:
+            print(f"  not re-baselined (scored against the earlier baseline): {reason}")
     return result
 
 
