@@ -339,6 +339,12 @@ class Settings(BaseSettings):
         unknown_variables(settings_cls)
         return init_settings, env_settings, toml_source(settings_cls)
 
+    @model_validator(mode="after")
+    def _topic_per_shard_needs_shards(self) -> Settings:
+        if self.kafka.topic_per_shard and self.clickhouse.cluster is None:
+            raise ValueError("kafka.topic_per_shard needs a ClickHouse cluster (clickhouse.cluster and its shards)")
+        return self
+
     def scoped(self, name: str, database: str | None = None) -> Settings:
         """These settings with topics, a consumer group and a database of their own (a test's, a benchmark's, the
         demo's), so that run never mixes with real data.

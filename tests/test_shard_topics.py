@@ -116,3 +116,12 @@ def test_plantwatch_ingest_shard_without_topic_per_shard_says_so(settings: Setti
     assert result.stderr.strip().splitlines()[-1] == (
         "error: --shard needs kafka.topic_per_shard (a readings topic per ClickHouse shard)"
     )
+
+
+def test_topic_per_shard_without_a_cluster_is_refused_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANTWATCH_KAFKA__TOPIC_PER_SHARD", "true")
+    with pytest.raises(ValueError, match=r"kafka\.topic_per_shard needs a ClickHouse cluster"):
+        Settings()
+    monkeypatch.setenv("PLANTWATCH_CLICKHOUSE__CLUSTER", "plantwatch")
+    monkeypatch.setenv("PLANTWATCH_CLICKHOUSE__SHARDS", "2")
+    assert readings_topics(Settings())[1].endswith(".shard1")
