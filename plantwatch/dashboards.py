@@ -306,7 +306,7 @@ def pipeline_health() -> Json:
             timeseries.Panel(),
             "Consumer lag (messages)",
             (0, 8, 12, 8),
-            promql("sum by (partition) (plantwatch_ingest_consumer_lag)", "partition {{partition}}"),
+            promql("sum by (topic, partition) (plantwatch_ingest_consumer_lag)", "{{topic}} [{{partition}}]"),
         ),
         at(
             timeseries.Panel().unit("s"),

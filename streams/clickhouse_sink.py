@@ -194,7 +194,8 @@ class ClickHouseSink(BaseSink):
                 fmt="ArrowStream",
             )
             BATCH_INSERT_SECONDS.observe(time.perf_counter() - started)
-            READINGS_LANDED.inc(rows)
+            for batch in batches:
+                READINGS_LANDED.labels(batch.topic).inc(batch.rows)
 
 
 def insert_block(batches: list[ColumnBatch]) -> pa.Buffer:

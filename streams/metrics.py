@@ -13,7 +13,11 @@ from prometheus_client import Counter, Gauge, Histogram
 MESSAGES_CONSUMED = Counter(
     "plantwatch_ingest_messages_consumed", "Kafka messages the ingest has read (replays read again included)."
 )
-READINGS_LANDED = Counter("plantwatch_ingest_readings_landed", "Readings inserted into the ClickHouse raw table.")
+# By the topic they were read from: with a topic per shard (kafka.topic_per_shard) a stalled shard shows as one topic
+# whose readings wait while the others land (prometheus/rules/pipeline.yml, PlantwatchTopicStalled).
+READINGS_LANDED = Counter(
+    "plantwatch_ingest_readings_landed", "Readings inserted into the ClickHouse raw table, by topic.", ["topic"]
+)
 DEAD_LETTERED = Counter(
     "plantwatch_ingest_dead_lettered", "Messages sent to the dead-letter topic, by reason.", ["reason"]
 )

@@ -5,7 +5,8 @@ Readings of several machines are produced, `python -m plantwatch.streams.ingest`
 table, and each reading must be on the shard its machine hashes to, exactly once, with `count()` through the Distributed
 table equal to what was produced. Then bench/scale.py's drills, shortened: the active KRaft controller's node killed
 mid-stream, and the second shard stopped for 10 s (a readings topic and an ingest per shard, kafka.topic_per_shard:
-the first shard must keep landing); each must lose and duplicate nothing. What this test started it stops. Marked slow; about two and a half minutes (30 s of it the cluster's start-up, skipped when it is already up).
+the first shard must keep landing); each must lose and duplicate nothing. What this test started it stops. Marked
+slow; about a minute and a half (30 s of it the cluster's start-up, skipped when it is already up).
 """
 
 from __future__ import annotations

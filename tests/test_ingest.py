@@ -187,7 +187,8 @@ def test_readings_land_once_with_metrics(isolated: Settings, ingests: Callable[.
     expected = [(m["readings"][1]["value"], m["ts"], m["readings"][1]["seq"], "vibration", "mm/s") for m in sent]
     assert [tuple(r) for r in rows] == expected
 
-    wait_for("the landed counter", lambda: ingest.metric("plantwatch_ingest_readings_landed_total") == 2400)
+    landed = {"topic": isolated.kafka.readings_topic}
+    wait_for("the landed counter", lambda: ingest.metric("plantwatch_ingest_readings_landed_total", **landed) == 2400)
     metrics = ingest.metrics()
     assert metrics[("plantwatch_ingest_messages_consumed_total", ())] == 300
     assert metrics[("plantwatch_ingest_batch_insert_seconds_count", ())] >= 1
@@ -328,7 +329,8 @@ def test_conflicting_duplicate_is_dead_lettered_and_identical_one_folds(
         "the conflict counter",
         lambda: ingest.metric("plantwatch_ingest_dead_lettered_total", reason="conflicting_duplicate") == 1,
     )
-    assert ingest.metric("plantwatch_ingest_readings_landed_total") == 2  # the identical one lands and folds
+    landed = ingest.metric("plantwatch_ingest_readings_landed_total", topic=isolated.kafka.readings_topic)
+    assert landed == 2  # the identical one lands and folds
     assert ingest.stop() == 0
     assert "conflicting_duplicate" in ingest.log.read_text()
 

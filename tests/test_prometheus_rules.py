@@ -66,6 +66,7 @@ def test_every_alert_has_a_firing_unit_test() -> None:
             fired |= {t["alertname"] for t in case.get("alert_rule_test", []) if t["exp_alerts"]}
     expected = {
         "PlantwatchIngestStalled",
+        "PlantwatchTopicStalled",
         "PlantwatchConsumerLagGrowing",
         "PlantwatchDeadLetterRate",
         "PlantwatchProducerBacklog",
