@@ -276,14 +276,15 @@ def landed_by_shard(settings: Settings) -> list[int | None]:
     return counts
 
 
-def start_ingests(settings: Settings, name: str) -> list[subprocess.Popen]:
+def start_ingests(settings: Settings) -> list[subprocess.Popen]:
     """One ingest process, or with kafka.topic_per_shard one per shard (`--shard k`), in a consumer group of the
     drill's own; logs in the state folder."""
     env = {**os.environ, **environment(settings), "PLANTWATCH_INGEST__CONSUMER_GROUP": f"drill-{uuid.uuid4().hex[:8]}"}
     shards = range(settings.clickhouse.shards) if settings.kafka.topic_per_shard else [None]
     ingests = []
     for shard in shards:
-        log = settings.state_dir / "logs" / f"drill-{name.split()[0]}-ingest{'' if shard is None else shard}.log"
+        suffix = "" if shard is None else shard
+        log = settings.state_dir / "logs" / f"{settings.kafka.readings_topic}-ingest{suffix}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         shard_env = env if shard is None else {**env, "PLANTWATCH_INGEST__SHARD": str(shard)}
         ingests.append(subprocess.Popen([sys.executable, "-m", "plantwatch.streams.ingest"], env=shard_env,
@@ -295,7 +296,7 @@ def drill(settings: Settings, name: str, seconds: float, fault: Callable[[float]
     """Produce for ``seconds`` with the ingest running (start_ingests); ``fault(elapsed)`` is called every 0.2 s to
     break and mend things (returns a note when it did something). Then wait until every reading landed (or 120 s)."""
     result = Drill(name)
-    ingests = start_ingests(settings, name)
+    ingests = start_ingests(settings)
     producer = PacedProducer(settings, seconds)
     notes = []
     try:

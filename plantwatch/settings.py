@@ -339,23 +339,21 @@ class Settings(BaseSettings):
         unknown_variables(settings_cls)
         return init_settings, env_settings, toml_source(settings_cls)
 
-    @model_validator(mode="after")
-    def _topic_per_shard_needs_shards(self) -> Settings:
-        if self.kafka.topic_per_shard and self.clickhouse.cluster is None:
-            raise ValueError("kafka.topic_per_shard needs a ClickHouse cluster (clickhouse.cluster and its shards)")
-        return self
-
     def scoped(self, name: str, database: str | None = None) -> Settings:
         """These settings with topics, a consumer group and a database of their own (a test's, a benchmark's, the
-        demo's), so that run never mixes with real data.
+        demo's), so that run never mixes with real data; one readings topic (kafka.topic_per_shard off: such a run
+        starts one ingest).
 
         The database is `name` made an identifier unless given. The component users are granted on the managed
         databases only (plantwatch/sql/access.yaml), so anywhere else the admin user does everything (roles off).
         """
         database = database or re.sub(r"\W", "_", name)
         kafka = self.kafka.model_copy(
-            update={"readings_topic": f"{name}.readings", "dead_letter_topic": f"{name}.readings.dlq"}
-        )
+            update={
+                "readings_topic": f"{name}.readings", "dead_letter_topic": f"{name}.readings.dlq",
+                "topic_per_shard": False,
+            }
+        )  # fmt: skip
         roles = self.clickhouse.roles and database in self.clickhouse.managed_databases
         clickhouse = self.clickhouse.model_copy(update={"database": database, "roles": roles})
         ingest = self.ingest.model_copy(update={"consumer_group": f"{name}.ingest"})

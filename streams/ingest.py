@@ -17,6 +17,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from quixstreams.kafka.configuration import ConnectionConfig
 from plantwatch import warehouse
 from plantwatch.metrics import serve_metrics
 from plantwatch.reading import MessageReadings
-from plantwatch.settings import Settings, get_settings
+from plantwatch.settings import MACHINE_SHARDING_KEY, Settings, get_settings
 from plantwatch.streams.clickhouse_sink import ClickHouseSink
 from plantwatch.streams.dead_letter import DeadLetterQueue
 from plantwatch.streams.message_batches import MessageRunApplication, RunReadings
@@ -156,6 +157,29 @@ def landing(settings: Settings) -> Settings:
     return settings.model_copy(update={"kafka": kafka, "ingest": ingest})
 
 
+def check_sharding(settings: Settings) -> None:
+    """With a topic per shard the producers pick each machine's topic by MACHINE_SHARDING_KEY: the raw table's
+    Distributed engine must shard by the same key, or one shard's topic would carry other shards' machines and a
+    stopped shard would hold them all back again (a cluster created before the key was CRC32 keeps its old one)."""
+    if settings.clickhouse.cluster is None:
+        return
+    rows = (
+        warehouse.client(settings, role="ingest")
+        .query(
+            warehouse.query_sql("table_engine"),
+            parameters={"database": settings.clickhouse.database, "table": settings.clickhouse.raw_readings_table},
+        )
+        .result_rows
+    )
+    engine = rows[0][0] if rows else "no table"
+    if not re.fullmatch(rf"Distributed\(.*, {re.escape(MACHINE_SHARDING_KEY)}\)", engine):
+        raise IngestError(
+            f"kafka.topic_per_shard: {settings.clickhouse.database}.{settings.clickhouse.raw_readings_table} is "
+            f"{engine}, not sharded by {MACHINE_SHARDING_KEY} as the producers pick each machine's topic: recreate "
+            "the cluster's tables (docs/scale-out.md) or turn kafka.topic_per_shard off"
+        )
+
+
 def wait_for_clickhouse(
     settings: Settings, first: float = RETRY_FIRST_SECONDS, most: float = RETRY_MAX_SECONDS
 ) -> None:
@@ -179,6 +203,7 @@ def wait_for_clickhouse(
 
 def run(settings: Settings) -> None:
     """Serve /metrics and consume until SIGTERM or SIGINT."""
+    per_shard = settings.kafka.topic_per_shard
     settings = landing(settings)
     try:
         check_topics(settings)  # before anything is said or served: a missing topic is the one line the user sees
@@ -194,6 +219,8 @@ def run(settings: Settings) -> None:
         try:
             check_topics(settings)
             wait_for_clickhouse(settings)
+            if per_shard:
+                check_sharding(settings)
             app = make_app(settings)
             dead_letters = DeadLetterQueue(
                 app.get_producer(), settings.kafka.dead_letter_topic, settings.ingest.dead_letter_max_bytes

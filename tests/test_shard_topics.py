@@ -17,7 +17,7 @@ from confluent_kafka.admin import AdminClient
 from plantwatch import warehouse
 from plantwatch.producers.sdk_logger import SdkLogger
 from plantwatch.settings import MACHINE_SHARDING_KEY, PROJECT_ROOT, Settings, environment
-from plantwatch.streams.ingest import IngestError, landing
+from plantwatch.streams.ingest import IngestError, check_sharding, landing
 from plantwatch.topics import ensure_topics, readings_topic_of, readings_topics, topic_names
 from tests.fixtures.kafka_topic import read_topic
 
@@ -118,10 +118,13 @@ def test_plantwatch_ingest_shard_without_topic_per_shard_says_so(settings: Setti
     )
 
 
-def test_topic_per_shard_without_a_cluster_is_refused_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PLANTWATCH_KAFKA__TOPIC_PER_SHARD", "true")
-    with pytest.raises(ValueError, match=r"kafka\.topic_per_shard needs a ClickHouse cluster"):
-        Settings()
-    monkeypatch.setenv("PLANTWATCH_CLICKHOUSE__CLUSTER", "plantwatch")
-    monkeypatch.setenv("PLANTWATCH_CLICKHOUSE__SHARDS", "2")
-    assert readings_topics(Settings())[1].endswith(".shard1")
+def test_an_ingest_per_shard_refuses_a_raw_table_sharded_otherwise(isolated: Settings) -> None:
+    """A cluster whose raw table is not sharded by the producers' key (made before the key was CRC32, or by hand)
+    would put other shards' machines in each shard's topic: the per-shard ingest says so and does not start. (The
+    matching case is every per-shard drill in tests/test_cluster_stack.py.)"""
+    clustered = isolated.model_copy(
+        update={"clickhouse": isolated.clickhouse.model_copy(update={"cluster": "plantwatch", "shards": 2})}
+    )
+    with pytest.raises(IngestError, match=r"is ReplacingMergeTree.*not sharded by CRC32\(machine_id\)"):
+        check_sharding(clustered)
+    check_sharding(isolated)  # one node: nothing to check

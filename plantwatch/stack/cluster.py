@@ -74,6 +74,7 @@ def cluster_environment(settings: Settings) -> dict[str, str]:
         "PLANTWATCH_KAFKA__BROKERS": str(kafka.brokers),
         "PLANTWATCH_KAFKA__REPLICATION_FACTOR": str(kafka.replication_factor),
         "PLANTWATCH_KAFKA__MIN_INSYNC_REPLICAS": str(kafka.min_insync_replicas),
+        "PLANTWATCH_KAFKA__TOPIC_PER_SHARD": str(kafka.topic_per_shard).lower(),
         "PLANTWATCH_CLICKHOUSE__HTTP_PORT": str(ch.http_port),
         "PLANTWATCH_CLICKHOUSE__TCP_PORT": str(ch.tcp_port),
         "PLANTWATCH_CLICKHOUSE__CLUSTER": str(ch.cluster),
