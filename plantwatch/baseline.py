@@ -61,10 +61,11 @@ def first_rows_period(
         raise BaselineError("--first takes a positive number of rows")
     [found] = _query(settings, "machine_period", readings=settings.clickhouse.readings_view, machine=machine_id,
                      rows=rows, after=after)  # fmt: skip
+    since = "" if after == EPOCH else f" from {after.isoformat()} on"
     if not found["rows_seen"]:
-        raise BaselineError(f"machine {machine_id!r} has no readings in {settings.clickhouse.database}")
+        raise BaselineError(f"machine {machine_id!r} has no readings{since} in {settings.clickhouse.database}")
     if found["row_at"] is None:
-        raise BaselineError(f"machine {machine_id!r} has {found['rows_seen']} rows, fewer than --first {rows} "
+        raise BaselineError(f"machine {machine_id!r} has {found['rows_seen']} rows{since}, fewer than --first {rows} "
                             f"and the rows after them that the detectors score")  # fmt: skip
     return _utc(found["first_at"]), _utc(found["row_at"])
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from plantwatch import warehouse
+from plantwatch import baseline, warehouse
 from plantwatch.producers.replay import replay_csv
 from plantwatch.reading import COLUMN_NAMES, SensorKind
 from plantwatch.settings import PROJECT_ROOT, Settings, environment
@@ -163,6 +163,21 @@ def test_a_commissioning_fit_calibrates_and_rescores_without_a_full_refresh(data
     first = min(f[0].replace(tzinfo=UTC) for f in flags)
     assert start + timedelta(seconds=fault_at - 10) <= first <= start + timedelta(seconds=fault_at + 40)
     assert query(database, "select count() from sensor_fault_flags where fault_kind = 'stuck'") == [(0,)]
+
+
+def test_a_period_of_rows_after_maintenance_counts_from_then(database: Settings) -> None:
+    """`first_rows_period(..., after=T)` (a re-baselining after maintenance) takes its rows from T on, and when too
+    few are left says how many there are from T on, not the machine's whole count."""
+    start = datetime(2020, 3, 9, 10, 0, tzinfo=UTC)
+    insert(database, "rig-12", start, 1.0, rig(np.random.default_rng(12), 100, fault_at=10_000))
+    assert baseline.first_rows_period(database, "rig-12", 10, start + timedelta(seconds=50)) == (
+        start + timedelta(seconds=50),
+        start + timedelta(seconds=60),
+    )
+    with pytest.raises(baseline.BaselineError, match=r"has 20 rows from 2020-03-09T10:01:20\+00:00 on, fewer than"):
+        baseline.first_rows_period(database, "rig-12", 30, start + timedelta(seconds=80))
+    with pytest.raises(baseline.BaselineError, match=r"has no readings from 2020-03-09T10:05:00\+00:00 on"):
+        baseline.first_rows_period(database, "rig-12", 30, start + timedelta(seconds=300))
 
 
 def test_a_quantized_sensor_is_not_stuck_but_a_frozen_one_is(database: Settings) -> None:
