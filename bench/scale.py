@@ -220,7 +220,7 @@ class Drill:
     raw: int = 0  # rows in the raw table (a redelivered batch cut differently shows here until merged away)
     longest_stall: float = 0.0  # seconds without a reading landing while some waited in Kafka
     # The shard drill: readings the running shard landed while the other was stopped (a topic and an ingest per shard
-    # keep it landing; one ingest through the Distributed table stops both).
+    # keep it landing; with one ingest through the Distributed table it lands little or nothing meanwhile).
     healthy_shard_landed: int | None = None
     notes: str = ""
 
