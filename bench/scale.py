@@ -27,7 +27,7 @@ a second shard or broker here adds work on the same CPUs, it does not add CPUs. 
 figures: what is measured here, what is extrapolated from them.
 
     .venv/bin/python bench/scale.py [--messages 60000] [--insert-rows 500000] [--no-transform]
-                                    [--no-drills | --drills-only] [--drill-runs 1]
+                                    [--no-drills | --drills-only] [--drill-runs 1] [--drill broker]
 """
 
 from __future__ import annotations
@@ -391,15 +391,18 @@ def with_topic_per_shard(settings: Settings, on: bool = True) -> Settings:
     return settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"topic_per_shard": on})})
 
 
-def run_drills(base: Settings, runs: int = 1) -> list[Drill]:
+DRILLS = {"broker": (broker_drill, False), "shard": (shard_drill, False), "shard-topics": (shard_drill, True)}
+
+
+def run_drills(base: Settings, runs: int = 1, names: list[str] | None = None) -> list[Drill]:
     cluster = fresh_cluster(base, 3, 2)
     stack = Stack(cluster)
     stack.up(timeout=120)
     try:
         ensure_topics(cluster)
         results = []
-        drills = (("broker", broker_drill, False), ("shard", shard_drill, False), ("shard-topics", shard_drill, True))
-        for (name, run_one, topic_per_shard), run in itertools.product(drills, range(runs)):
+        for name, run in itertools.product(names or DRILLS, range(runs)):
+            run_one, topic_per_shard = DRILLS[name]
             mine = with_topic_per_shard(cluster.scoped(f"bench-drill-{name}-{run}"), topic_per_shard)
             ensure_topics(mine)
             warehouse.migrate(mine)
@@ -419,6 +422,7 @@ def main() -> None:
     parser.add_argument("--no-drills", action="store_true", help="skip the drills (broker killed, shard stopped)")
     parser.add_argument("--drills-only", action="store_true", help="only the drills, not the throughput runs")
     parser.add_argument("--drill-runs", type=int, default=1, help="runs of each drill")
+    parser.add_argument("--drill", action="append", choices=sorted(DRILLS), help="only this drill (repeatable)")
     args = parser.parse_args()
     base = get_settings()
     print(f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {args.messages * len(SENSORS):,} readings per run",
@@ -436,7 +440,7 @@ def main() -> None:
               f"{f.broker_cpu_seconds:>12.1f} | {f.distributed_insert_rate:>22,.0f} {per_shard:>22} | "
               f"{f.ingest_rate:>11,.0f} {f.ingest_per_cpu_second:>9,.0f} | {f.transform_seconds:>11.1f}")  # fmt: skip
     if not args.no_drills:
-        drills = run_drills(base, args.drill_runs)
+        drills = run_drills(base, args.drill_runs, args.drill)
         print(f"\n{'drill':<66} | {'produced':>9} {'landed':>9} {'lost':>5} {'duplicated':>10} | "
               f"{'longest stall':>13} | {'shard 1 landed meanwhile':>24} | what happened")  # fmt: skip
         for d in drills:

@@ -287,7 +287,10 @@ class IngestSettings(Section):
     metrics_port: AnyPort = 0  # 0: any free port (registered with the local Prometheus)
     metrics_host: str = LOOPBACK  # 0.0.0.0 in a pod, for Prometheus to scrape
     lag_report_ms: PositiveInt = 5_000  # how often librdkafka reports consumer lag per partition
-    session_timeout_ms: PositiveInt = 10_000  # a replica silent this long loses its partitions to the others
+    # A replica silent this long loses its partitions to the others. Long enough to ride out a group coordinator's
+    # failover when a broker dies (10 s did not always: docs/scale-out.md); Kafka's own default is 45 s. A replica
+    # that stops cleanly (SIGTERM, a KEDA scale-in) leaves the group at once whatever this is.
+    session_timeout_ms: PositiveInt = 30_000
     # What librdkafka fetches ahead of the app (its defaults: 64 MiB queued, 50 MiB a fetch): part of the ingest's
     # memory, and more than a run of poll_messages needs (bench/ingest_memory.py).
     consumer_queue_kbytes: PositiveInt = 16_384
