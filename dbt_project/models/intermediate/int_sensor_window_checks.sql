@@ -57,7 +57,6 @@ machine_windows as (
         machine_id,
         window_start,
         any(window_ms) as window_ms,
-        any(scope_since) as since,
         max(reading_count) as expected_readings,
         countIf(reading_count >= {{ var('stuck_min_readings') }} and max_value = min_value) / count() as flat_fraction,
         max(max_ingested_at) as max_ingested_at
@@ -78,7 +77,7 @@ grid as (
         machine_sensors.sensor_kind as sensor_kind,
         machine_windows.window_start as window_start,
         machine_windows.window_ms as window_ms,
-        machine_windows.since as since,
+        with_context.since as since,  -- the windows to write; those before it are only context
         machine_windows.expected_readings as expected_readings,
         machine_windows.flat_fraction as flat_fraction,
         machine_windows.max_ingested_at as max_ingested_at,
@@ -86,6 +85,7 @@ grid as (
     from machine_windows
     inner join machine_sensors on machine_windows.machine_id = machine_sensors.machine_id
     inner join machine_latest on machine_windows.machine_id = machine_latest.machine_id
+    inner join with_context on machine_windows.machine_id = with_context.machine_id
 ),
 
 observed as (
