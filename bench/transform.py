@@ -4,10 +4,11 @@ Everything runs in a database of its own (dropped at the end). The readings are 
 (INSERT ... SELECT from numbers()): 16 machines x 6 sensors at 1 Hz driven by a load cycle with Gaussian noise,
 about 29 hours of event time. Printed: the full build (seeds, models, dbt tests) and, after 100k more readings
 (the next ~17 minutes), the incremental run as `plantwatch transform --every` does it (`dbt run` of the models
-that hold state, dbt already loaded in the process), then a run with no new data. Other engineers share these
-2 cores: compare the figures within one run (the ratios), not across runs.
+that hold state, dbt already loaded in the process): the median of --rounds such runs, each after its own 100k; then
+a run with no new data. Other engineers share these 2 cores: compare the figures within one run (the ratios),
+not across runs.
 
-    .venv/bin/python bench/transform.py [--readings 10000000] [--increment 100000]
+    .venv/bin/python bench/transform.py [--readings 10000000] [--increment 100000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--readings", type=int, default=10_000_000)
     parser.add_argument("--increment", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=5, help="incremental runs, each after its own increment")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
 
@@ -85,18 +87,22 @@ def main() -> None:
         full = transformer.build()
         print(f"full dbt build (seeds, models, dbt tests): {full.seconds:.1f}s, {full.nodes} nodes")
 
-        generate(settings, args.readings, args.increment, history=False)
-        incremental = transformer.refresh()
+        runs = []
+        for k in range(args.rounds):
+            generate(settings, args.readings + k * args.increment, args.increment, history=False)
+            runs.append(transformer.refresh())
+        incremental = sorted(runs, key=lambda run: run.seconds)[len(runs) // 2]  # the median run
         print(f"incremental run after {args.increment:,} new readings: {incremental.seconds:.2f}s "
-              f"({incremental.nodes} models)")  # fmt: skip
+              f"({incremental.nodes} models; median of {len(runs)}: "
+              f"{', '.join(f'{run.seconds:.2f}' for run in runs)} s)")  # fmt: skip
         slowest = sorted(incremental.timings.items(), key=lambda kv: -kv[1])
-        print("  per model: " + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in slowest))
+        print("  per model (the median run): " + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in slowest))
         began = time.monotonic()
         noop = transformer.refresh()
         print(f"pass with no new data: {time.monotonic() - began:.2f}s ({noop.command})")
         noop = transformer.refresh(force=True)
         print(f"  the same dbt run forced anyway: {noop.seconds:.2f}s")
-        generate(settings, args.readings + args.increment, args.increment, history=False)
+        generate(settings, args.readings + args.rounds * args.increment, args.increment, history=False)
         built = transformer.build()
         print(f"incremental dbt build (all nodes + dbt tests) after another {args.increment:,}: {built.seconds:.1f}s")
         print(f"ratio full build / incremental run: {full.seconds / incremental.seconds:.0f}x")
