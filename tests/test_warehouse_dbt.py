@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -83,20 +84,29 @@ def insert(client: Client, settings: Settings, cols: list[list]) -> None:
     client.insert(settings.clickhouse.raw_readings_table, cols, column_names=list(COLUMN_NAMES), column_oriented=True)
 
 
-@pytest.fixture(scope="module")
-def warehouse_db(stack: Stack, settings: Settings) -> Iterator[Settings]:
-    """A database of its own, migrated, with the crafted series, built once with `dbt build` (models + dbt tests)."""
-    db = f"test_wh_{uuid.uuid4().hex[:10]}"
+@contextmanager
+def own_database(settings: Settings, prefix: str) -> Iterator[Settings]:
+    """Settings with a database of their own (migrated, used as the admin, dropped after)."""
+    db = f"{prefix}_{uuid.uuid4().hex[:10]}"
     mine = settings.model_copy(
         update={"clickhouse": settings.clickhouse.model_copy(update={"database": db, "roles": False})}
     )
     warehouse.migrate(mine)
-    client = warehouse.client(mine)
-    for i, machine in enumerate(MACHINES):
-        insert(client, mine, readings(START, machine, np.arange(SECONDS, dtype=float), seed=i))
-    transform(mine)  # dbt build: raises if any model or dbt test fails
-    yield mine
-    warehouse.client(mine, database="default").command(f"DROP DATABASE IF EXISTS {db}")
+    try:
+        yield mine
+    finally:
+        warehouse.client(mine, database="default").command(f"DROP DATABASE IF EXISTS {db}")
+
+
+@pytest.fixture(scope="module")
+def warehouse_db(stack: Stack, settings: Settings) -> Iterator[Settings]:
+    """A database of its own, migrated, with the crafted series, built once with `dbt build` (models + dbt tests)."""
+    with own_database(settings, "test_wh") as mine:
+        client = warehouse.client(mine)
+        for i, machine in enumerate(MACHINES):
+            insert(client, mine, readings(START, machine, np.arange(SECONDS, dtype=float), seed=i))
+        transform(mine)  # dbt build: raises if any model or dbt test fails
+        yield mine
 
 
 # Event time an hour ago, on a 10-minute boundary so that baseline blocks line up with the offsets above.
