@@ -34,7 +34,7 @@ from plantwatch.report import plot_machine
 from plantwatch.resources import workspace
 from plantwatch.settings import Settings, environment
 from plantwatch.stack import Stack
-from plantwatch.topics import transient_kafka_error
+from plantwatch.topics import admin_client, transient_kafka_error
 from plantwatch.transform import transform
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class DemoResult:
 
 def reset(settings: Settings) -> None:
     """Fresh topics, consumer group and database for this run (the demo's own, never the configured ones)."""
-    admin = AdminClient(settings.kafka.client_config())
+    admin = admin_client(settings)
     topics = [settings.kafka.readings_topic, settings.kafka.dead_letter_topic]
     existing = set(admin.list_topics(timeout=10).topics)
     if doomed := [t for t in topics if t in existing]:

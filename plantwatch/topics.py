@@ -52,15 +52,21 @@ def topic_names(settings: Settings) -> list[str]:
     return [*readings_topics(settings), settings.kafka.dead_letter_topic]
 
 
+def admin_client(settings: Settings) -> AdminClient:
+    """An admin client that logs librdkafka's warnings and errors, not its informational lines (`BGQUEUE: Purging
+    1 unserved events` on every close, printed over the CLI's output)."""
+    return AdminClient({**settings.kafka.client_config(), "log_level": 4})
+
+
 def missing_topics(settings: Settings, timeout: float = 10.0) -> list[str]:
     """The configured topics the cluster does not have (raises KafkaException when Kafka does not answer)."""
-    existing = AdminClient(settings.kafka.client_config()).list_topics(timeout=timeout).topics
+    existing = admin_client(settings).list_topics(timeout=timeout).topics
     return [name for name in topic_names(settings) if name not in existing]
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     """Create the configured topics that are missing; returns the names created (none when all exist)."""
-    admin = AdminClient(settings.kafka.client_config())
+    admin = admin_client(settings)
     existing = admin.list_topics(timeout=timeout).topics
     kafka = settings.kafka
     # A cluster's replication factor and min.insync.replicas (unset: the brokers' defaults, -1 and no config).
