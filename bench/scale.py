@@ -230,11 +230,13 @@ class Drill:
 
 
 class PacedProducer(threading.Thread):
-    """Produce the plant's messages at a steady rate (idempotent, acks=all) until stopped; counts acknowledgements."""
+    """Produce the plant's messages at a steady rate (idempotent, acks=all) for ``seconds``, or until ``until`` (a
+    time.time()) when that is moved; counts acknowledgements."""
 
     def __init__(self, settings: Settings, seconds: float, first: int = 0) -> None:
         super().__init__(daemon=True)
-        self.settings, self.seconds, self.first = settings, seconds, first
+        self.settings, self.first = settings, first
+        self.until = time.time() + seconds
         self.acknowledged = 0
         self.failed = 0
 
@@ -248,10 +250,11 @@ class PacedProducer(threading.Thread):
         producer = Producer({**self.settings.kafka.client_config(), "acks": "all", "enable.idempotence": True,
                              "linger.ms": 20, "message.timeout.ms": 120_000})  # fmt: skip
         start = time.time()
-        total = int(self.seconds * DRILL_MESSAGES_PER_SECOND)
         base_ts = int(start * 1000) - 3_600_000
-        for n in range(total):
-            if (wait := start + n / DRILL_MESSAGES_PER_SECOND - time.time()) > 0:
+        for n in itertools.count():
+            if (due := start + n / DRILL_MESSAGES_PER_SECOND) >= self.until:
+                break
+            if (wait := due - time.time()) > 0:
                 time.sleep(wait)
             i = self.first + n
             key, value = message(i, base_ts + (i // len(MACHINES)) * 1000)
@@ -293,24 +296,31 @@ def start_ingests(settings: Settings) -> list[subprocess.Popen]:
 
 
 def drill(settings: Settings, name: str, seconds: float, fault: Callable[[float], str | None]) -> Drill:
-    """Produce for ``seconds`` with the ingest running (start_ingests); ``fault(elapsed)`` is called every 0.2 s to
-    break and mend things (returns a note when it did something). Then wait until every reading landed (or 120 s)."""
+    """Produce with the ingest running (start_ingests) until ``seconds`` after every shard holds readings (the
+    ingests are up: their start takes seconds on a loaded machine); from then on ``fault(elapsed since then)`` is
+    called every 0.2 s to break and mend things (returns a note when it did something; done within ``seconds``),
+    and stalls are timed. Then wait until every reading landed (or 120 s)."""
     result = Drill(name)
     ingests = start_ingests(settings)
     producer = PacedProducer(settings, seconds)
     notes = []
     try:
         producer.start()
-        began = last_change = time.monotonic()
-        last = 0
+        began = time.monotonic()
+        up: float | None = None  # when every shard first held readings
+        last_change, last = began, 0
         while True:
             elapsed = time.monotonic() - began
-            if note := fault(elapsed):
+            if up is not None and (note := fault(time.monotonic() - up)):
                 notes.append(f"{elapsed:.0f}s {note}")
             counts = landed_by_shard(settings)
             now = sum(c or 0 for c in counts)
+            if up is None and all(counts):
+                up = last_change = time.monotonic()
+                producer.until = time.time() + seconds
+                notes.append(f"{elapsed:.0f}s every shard landing")
             waiting = producer.acknowledged * len(SENSORS) > now
-            if now != last or not waiting:
+            if up is not None and (now != last or not waiting):
                 result.longest_stall = max(result.longest_stall, time.monotonic() - last_change)
                 last_change, last = time.monotonic(), now
             if not producer.is_alive() and not waiting and None not in counts:
@@ -340,8 +350,8 @@ def drill(settings: Settings, name: str, seconds: float, fault: Callable[[float]
 
 
 def broker_drill(settings: Settings, stack: Stack, seconds: float = 30, down: float = 10) -> Drill:
-    """The active controller's node (broker and controller) killed (SIGKILL) 8 s into the stream, started again
-    ``down`` seconds later."""
+    """The active controller's node (broker and controller) killed (SIGKILL) 8 s after the ingest began landing,
+    started again ``down`` seconds later."""
     victim: list = []
 
     def fault(elapsed: float) -> str | None:
@@ -361,8 +371,8 @@ def broker_drill(settings: Settings, stack: Stack, seconds: float = 30, down: fl
 
 
 def shard_drill(settings: Settings, stack: Stack, seconds: float = 35, outage: float = 20) -> Drill:
-    """The second ClickHouse shard stopped 5 s into the stream, for ``outage`` seconds; counts what the first shard
-    landed meanwhile."""
+    """The second ClickHouse shard stopped 5 s after both shards began landing, for ``outage`` seconds; counts what
+    the first shard landed meanwhile."""
     shard = stack.service("clickhouse-2")
     first_shard: list[int] = []  # its rows when the second stopped, and when it started again
 
