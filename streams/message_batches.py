@@ -25,13 +25,14 @@ behaviour that depends on it (commits, redelivery, backpressure, rebalancing).
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from itertools import groupby
 from typing import Any, NamedTuple
 
 import pyarrow as pa
-from confluent_kafka import Message, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from quixstreams import Application
 from quixstreams.exceptions import PartitionAssignmentError
 from quixstreams.internal_consumer import InternalConsumer
@@ -41,6 +42,22 @@ from quixstreams.models import MessageContext, Row
 from plantwatch.reading import MessageReadings, readings_table, table_columns
 
 logger = logging.getLogger(__name__)
+
+
+# What a commit gets for a few seconds while the group's coordinator moves to another broker (its broker killed or
+# restarted). The member is still in its group, so the commit is tried again: stopping the app instead (as Quix
+# Streams does on a failed commit) would start a new member, which gets no partitions until the old member's session
+# has expired, a stall of the whole session timeout (seen: 38 s with a 30 s session on the 3-broker cluster).
+COORDINATOR_MOVING = frozenset({
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
+    KafkaError._WAIT_COORD, KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT,
+})  # fmt: skip
+COMMIT_RETRY_FIRST_SECONDS = 0.25
+COMMIT_RETRY_MAX_SECONDS = 2.0
+
+
+def _coordinator_moving(error: object) -> bool:
+    return isinstance(error, KafkaError) and error.code() in COORDINATOR_MOVING
 
 
 def _partition(message: Message) -> tuple[str, int]:
@@ -53,6 +70,7 @@ class MessageRunConsumer(InternalConsumer):
     def __init__(self, *args: Any, max_messages: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._max_messages = max_messages
+        self._session_timeout = kwargs.get("extra_config", {}).get("session.timeout.ms", 45_000) / 1000
         self._runs: deque[list[Message]] = deque()
         self._checkpoint_starts: dict[tuple[str, int], int] = {}
 
@@ -100,7 +118,24 @@ class MessageRunConsumer(InternalConsumer):
         super().trigger_backpressure(seek, resume_after)
 
     def commit(self, *args: Any, **kwargs: Any) -> list[TopicPartition] | None:
-        committed = super().commit(*args, **kwargs)
+        """Commit; a synchronous commit the group coordinator refuses while it moves (COORDINATOR_MOVING) is tried
+        again, with growing pauses, for up to the session timeout before it fails as before."""
+        retry_until = time.monotonic() + self._session_timeout if kwargs.get("asynchronous") is False else 0.0
+        pause = COMMIT_RETRY_FIRST_SECONDS
+        while True:
+            failure: KafkaException | None = None
+            try:
+                committed = super().commit(*args, **kwargs)
+                error = next((tp.error for tp in committed or [] if tp.error), None)
+            except KafkaException as exc:
+                committed, error, failure = None, exc.args[0], exc
+            if error is None or not _coordinator_moving(error) or time.monotonic() >= retry_until:
+                if failure is not None:
+                    raise failure
+                break
+            logger.warning("commit refused while the group coordinator moves (%s); again in %.2f s", error, pause)
+            time.sleep(pause)
+            pause = min(2 * pause, COMMIT_RETRY_MAX_SECONDS)
         self._checkpoint_starts.clear()
         return committed
 
