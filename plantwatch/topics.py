@@ -14,14 +14,18 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from plantwatch.settings import Settings
 
 CREATED_BY = "`plantwatch db migrate` (or `plantwatch stack up` for the local stack)"
-# Kafka unreachable, or a group coordinator away, moving or loading, or a member dropped from its group after its
-# session timed out: what a broker restart or outage causes, and a client waits out.
-TRANSIENT_KAFKA_ERRORS = frozenset({
+# A group's coordinator away, moving to another broker or loading the group, or the request to it timed out: what
+# a commit gets for a few seconds after the coordinator's broker died, while the member is still in its group.
+COORDINATOR_MOVING = frozenset({
     KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
-    KafkaError.REQUEST_TIMED_OUT, KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN,
-    KafkaError._WAIT_COORD, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION,
-    KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError._WAIT_COORD, KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT,
 })  # fmt: skip
+# That, Kafka unreachable, or a member dropped from its group after its session timed out: what a broker restart or
+# outage causes, and a client waits out.
+TRANSIENT_KAFKA_ERRORS = COORDINATOR_MOVING | {
+    KafkaError._ALL_BROKERS_DOWN, KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION,
+    KafkaError.REBALANCE_IN_PROGRESS,
+}  # fmt: skip
 
 
 def transient_kafka_error(error: object) -> bool:

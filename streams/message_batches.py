@@ -40,18 +40,15 @@ from quixstreams.kafka.exceptions import KafkaConsumerException
 from quixstreams.models import MessageContext, Row
 
 from plantwatch.reading import MessageReadings, readings_table, table_columns
+from plantwatch.topics import COORDINATOR_MOVING
 
 logger = logging.getLogger(__name__)
 
 
-# What a commit gets for a few seconds while the group's coordinator moves to another broker (its broker killed or
-# restarted). The member is still in its group, so the commit is tried again: stopping the app instead (as Quix
-# Streams does on a failed commit) would start a new member, which gets no partitions until the old member's session
-# has expired, a stall of the whole session timeout (seen: 38 s with a 30 s session on the 3-broker cluster).
-COORDINATOR_MOVING = frozenset({
-    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR,
-    KafkaError._WAIT_COORD, KafkaError.REQUEST_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT,
-})  # fmt: skip
+# A commit refused while the group's coordinator moves (plantwatch.topics.COORDINATOR_MOVING) is tried again: the
+# member is still in its group. Stopping the app instead (as Quix Streams does on a failed commit) would start a new
+# member, which gets no partitions until the old member's session has expired, a stall of the whole session timeout
+# (seen: 38 s with a 30 s session on the 3-broker cluster).
 COMMIT_RETRY_FIRST_SECONDS = 0.25
 COMMIT_RETRY_MAX_SECONDS = 2.0
 
