@@ -14,7 +14,8 @@ in a database and topics of its own (dropped at the end). Two kinds of data:
   after it is scored: per-row F1, false-alarm rate and missed-alarm rate pooled over the machines; per labelled
   episode, hits and delay; and the false-alarm episodes (machine alerts that overlap no label).
 
---direct inserts the readings straight into the raw table instead of going through Kafka and the ingest app.
+--direct (the simulator only) inserts the readings straight into the raw table instead of going through Kafka and
+the ingest app.
 
     .venv/bin/python bench/detection.py [--warmup 3600] [--seed 7] [--direct]
     .venv/bin/python bench/detection.py --csv runs/ --label-column anomaly --train-rows 400
@@ -171,10 +172,10 @@ def csv_files(paths: list[Path]) -> list[Path]:
 
 
 def replay_exports(settings: Settings, files: list[Path], args: argparse.Namespace) -> list[str]:
-    """Every file replayed as its own machine through Kafka and the ingest app (or straight in with --direct);
-    returns the machine ids."""
+    """Every file replayed as its own machine through Kafka and the ingest app, as a user replays it (--direct is
+    the simulator's only); returns the machine ids."""
     kinds = {column: SensorKind(kind) for column, _, kind in (pair.rpartition("=") for pair in args.kind or [])}
-    ingest = None if args.direct else Ingest(settings)
+    ingest = Ingest(settings)
     machines, readings = [], 0
     began = time.monotonic()
     try:
@@ -189,11 +190,9 @@ def replay_exports(settings: Settings, files: list[Path], args: argparse.Namespa
                       f"{result.malformed[0][0]}: {result.malformed[0][1]})")  # fmt: skip
             machines.append(machine)
             readings += result.readings
-        if ingest:
-            ingest.wait_for(settings, readings)
+        ingest.wait_for(settings, readings)
     finally:
-        if ingest:
-            ingest.stop()
+        ingest.stop()
     print(f"replayed {len(files)} files ({readings:,} readings) in {time.monotonic() - began:.1f}s")
     return machines
 
@@ -265,7 +264,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3600, help="simulator: healthy seconds before the faults")
     parser.add_argument("--after", type=int, default=600, help="simulator: seconds after the warm-up")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--direct", action="store_true", help="insert into ClickHouse directly (no Kafka/ingest)")
+    parser.add_argument("--direct", action="store_true", help="simulator: straight into ClickHouse, no Kafka")
     parser.add_argument("--csv", type=Path, action="append", help="a labelled export, or a folder of them")
     parser.add_argument("--lookalike", action="append", choices=sorted(lookalikes.DATA_SETS),
                         help="a real-plant look-alike from bench/lookalikes.py")  # fmt: skip
