@@ -61,13 +61,20 @@ def plantwatch(settings: Settings, *args: str) -> subprocess.CompletedProcess[st
 
 
 def rig(
-    rng: np.random.Generator, rows: int, fault_at: int, drift_per_row: float = 0.0025, startup_amps: float = 0.0
+    rng: np.random.Generator,
+    rows: int,
+    fault_at: int,
+    drift_per_row: float = 0.0025,
+    startup_amps: float = 0.0,
+    fault_end: int | None = None,
+    remain: float = 0.0,
 ) -> dict[str, tuple]:
     """A test rig at 1 s: a noisy current (startup_amps higher at start, settling within a minute), a pressure
     quantized in thirds of a bar (still for many seconds), a temperature warming up through the run, and a flow that
-    drops by a few litres from fault_at on."""
+    drops by a few litres from fault_at on (until fault_end, after which `remain` of the drop stays: the rig's new
+    operating point), the rotor's vibration rising with it."""
     t = np.arange(rows)
-    fault = t >= fault_at
+    fault = np.where(t < fault_at, 0.0, np.where(t < (fault_end or rows), 1.0, remain))
     return {
         "current": ("current", "A", 2.0 + startup_amps * np.exp(-t / 15) + 0.3 * rng.standard_normal(rows)),
         "pressure": ("pressure", "bar", np.round((0.15 + 0.12 * rng.standard_normal(rows)) / 0.33) * 0.33),
@@ -163,6 +170,32 @@ def test_a_commissioning_fit_calibrates_and_rescores_without_a_full_refresh(data
     first = min(f[0].replace(tzinfo=UTC) for f in flags)
     assert start + timedelta(seconds=fault_at - 10) <= first <= start + timedelta(seconds=fault_at + 40)
     assert query(database, "select count() from sensor_fault_flags where fault_kind = 'stuck'") == [(0,)]
+
+
+def test_a_rig_that_settles_at_a_new_operating_point_is_flagged_for_its_fault_only(database: Settings) -> None:
+    """Two runs of a rig, each with the same flow drop from row 500: on rig-20 the fault ends at row 800 and half of
+    the drop remains (a new operating point, as real rigs do after a fault), on rig-21 it lasts to the end. Both
+    faults are flagged from their start; rig-20's flags stop within two minutes of its fault's end (the level
+    settled at half the fault's), rig-21's go on to the end of its run."""
+    start = datetime(2020, 3, 9, 10, 0, tzinfo=UTC)
+    rows, fault_at, fault_end = 1400, 500, 800
+    for machine, seed, remain, end in [("rig-20", 20, 0.5, fault_end), ("rig-21", 21, 1.0, None)]:
+        series = rig(np.random.default_rng(seed), rows, fault_at, fault_end=end, remain=remain)
+        series["flow"] = ("flow", "l/min", 32 + (series["flow"][2] - 32) * 1.5)  # a drop of 4.5 l/min
+        insert(database, machine, start, 1.0, series)
+    transformer = Transformer(database)
+    transformer.build()
+    for machine in ("rig-20", "rig-21"):
+        baseline.fit(database, machine, *baseline.first_rows_period(database, machine, 400), "test", transformer)
+    transformer.build()
+    spans = dict(query(database, "select machine_id, (min(window_start), max(window_end)) from anomaly_flags "
+                                 "group by machine_id"))  # fmt: skip
+    at = {machine: tuple((t.replace(tzinfo=UTC) - start).total_seconds() for t in span) for machine, span in
+          spans.items()}  # fmt: skip
+    assert fault_at - 10 <= at["rig-20"][0] <= fault_at + 40
+    assert fault_end <= at["rig-20"][1] <= fault_end + 120, at
+    assert fault_at - 10 <= at["rig-21"][0] <= fault_at + 40
+    assert at["rig-21"][1] >= rows - 60, at
 
 
 def test_a_period_of_rows_after_maintenance_counts_from_then(database: Settings) -> None:

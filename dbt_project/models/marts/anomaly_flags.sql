@@ -13,12 +13,15 @@
 -- it healthy: its windows are scored out of sample to calibrate the thresholds, not alerted on). A window near a
 -- sensor fault (within var fault_suppress_windows windows; for a stuck sensor, of any window of its still run) is not
 -- flagged: on that sensor for spec_breach, level and spike, on the whole machine for drift and multivariate (they
--- read all its sensors). Sensor faults are in sensor_fault_flags.
+-- read all its sensors). A run of windows over the threshold that falls to under var settle_ratio of its level and
+-- stays there has settled at a new operating point: not flagged (docs/warehouse.md). Sensor faults are in
+-- sensor_fault_flags.
 -- Scores are first cut at the lowest threshold of any machine (plain comparisons, so that the score tables' minmax
 -- indexes skip the granules without a flag): this mart reads little of a long history.
 {%- set k = var('persistence_flags') -%}
 {%- set n = var('persistence_windows') -%}
 {%- set reach = var('fault_suppress_windows') -%}
+{%- set settle = var('settle_windows') -%}
 {%- set thresholds_table = ref('int_detector_thresholds') -%}
 {%- set lowest = {} -%}
 {%- for detector in ['level', 'spike', 'drift', 'multivariate'] -%}
@@ -123,6 +126,51 @@ exceeding as (
     where candidates.score >= threshold and candidates.now >= threshold and not candidates.calibrating
 ),
 
+-- runs of windows over the threshold (gaps of at most var settle_memory_windows), each window's level in z units
+runs as (
+    select
+        *,
+        multiIf(flag_kind = 'multivariate', sqrt(score), flag_kind = 'drift', now, score) as level,
+        sum(gap > {{ var('settle_memory_windows') }}) over (
+            partition by machine_id, sensor_id, flag_kind order by position rows unbounded preceding
+        ) as run
+    from (
+        select
+            *,
+            position - lagInFrame(position, 1, toInt64(-1e9)) over (
+                partition by machine_id, sensor_id, flag_kind order by position
+                rows between 1 preceding and current row
+            ) as gap
+        from exceeding
+    )
+),
+
+-- a run's level at each window: the median of its last settle_windows windows (a transient does not move it)
+levelled as (
+    select
+        *,
+        quantileExact(0.5)(level) over (
+            partition by machine_id, sensor_id, flag_kind, run order by position
+            range between {{ settle - 1 }} preceding and current row
+        ) as rolling_level
+    from runs
+),
+
+-- settled: the run had lasted var settle_min_windows windows before the last settle_windows, and the level of
+-- these (their median) is under var settle_ratio of the highest level before them: the machine has come to rest at
+-- a new operating point (a fault that partly remains, or a new set point), which re-baselining makes its normal
+settling as (
+    select
+        *,
+        count() over earlier >= {{ var('settle_min_windows') }}
+            and rolling_level < {{ var('settle_ratio') }} * max(rolling_level) over earlier as settled
+    from levelled
+    window earlier as (
+        partition by machine_id, sensor_id, flag_kind, run order by position
+        range between unbounded preceding and {{ settle }} preceding
+    )
+),
+
 counted as (
     select
         *,
@@ -130,7 +178,8 @@ counted as (
             partition by machine_id, sensor_id, flag_kind order by position
             range between {{ n - 1 }} preceding and current row
         ) as in_span_ending_here
-    from exceeding
+    from settling
+    where not settled
 ),
 
 persisted as (
