@@ -51,6 +51,8 @@ RETRYABLE_SERVER_ERRORS = frozenset({
     "TOO_MANY_PARTS", "MEMORY_LIMIT_EXCEEDED", "TOO_MANY_SIMULTANEOUS_QUERIES", "TIMEOUT_EXCEEDED", "SOCKET_TIMEOUT",
     "NETWORK_ERROR", "TABLE_IS_READ_ONLY", "UNKNOWN_STATUS_OF_INSERT", "SESSION_IS_LOCKED",
     "ALL_CONNECTION_TRIES_FAILED",  # a cluster's shard down: the Distributed insert could not reach it
+    # ... or it went down during the insert (its connection closed under the Distributed table's send)
+    "ATTEMPT_TO_READ_AFTER_EOF", "CANNOT_READ_FROM_SOCKET", "CANNOT_WRITE_TO_SOCKET",
 })  # fmt: skip
 
 
