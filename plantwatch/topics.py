@@ -38,6 +38,11 @@ def shard_readings_topic(settings: Settings, shard: int) -> str:
     return f"{settings.kafka.readings_topic}.shard{shard}"
 
 
+def shard_consumer_group(settings: Settings, shard: int) -> str:
+    """The consumer group of shard ``shard``'s ingests (kafka.topic_per_shard)."""
+    return f"{settings.ingest.consumer_group}.shard{shard}"
+
+
 def readings_topics(settings: Settings) -> list[str]:
     """The readings topics: one, or one per ClickHouse shard (kafka.topic_per_shard)."""
     if not settings.kafka.topic_per_shard:

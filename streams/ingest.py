@@ -37,7 +37,13 @@ from plantwatch.streams.clickhouse_sink import ClickHouseSink
 from plantwatch.streams.dead_letter import DeadLetterQueue
 from plantwatch.streams.message_batches import MessageRunApplication, RunReadings
 from plantwatch.streams.metrics import record_lag
-from plantwatch.topics import CREATED_BY, missing_topics, shard_readings_topic, transient_kafka_error
+from plantwatch.topics import (
+    CREATED_BY,
+    missing_topics,
+    shard_consumer_group,
+    shard_readings_topic,
+    transient_kafka_error,
+)
 
 logger = logging.getLogger(__name__)
 Enrich = Callable[[MessageReadings], MessageReadings | None]
@@ -153,7 +159,7 @@ def landing(settings: Settings) -> Settings:
     kafka = settings.kafka.model_copy(
         update={"readings_topic": shard_readings_topic(settings, shard), "topic_per_shard": False}
     )
-    ingest = settings.ingest.model_copy(update={"consumer_group": f"{settings.ingest.consumer_group}.shard{shard}"})
+    ingest = settings.ingest.model_copy(update={"consumer_group": shard_consumer_group(settings, shard)})
     return settings.model_copy(update={"kafka": kafka, "ingest": ingest})
 
 

@@ -24,8 +24,8 @@ from plantwatch.streams.metrics import CONSUMER_LAG
 
 K8S = PROJECT_ROOT / "k8s"
 KEDA_CRDS = Path(__file__).parent / "schemas" / "keda"
-KEDA_FILES = sorted(K8S.glob("keda-*.yaml"))
-CORE_FILES = sorted(K8S.glob("ingest-*.yaml"))
+KEDA_FILES = sorted(K8S.glob("*/keda-*.yaml"))
+CORE_FILES = sorted(K8S.glob("ingest/ingest-*.yaml"))
 KEDA_SASL = {
     "PLAIN": "plaintext",
     "SCRAM-SHA-256": "scram_sha256",
@@ -38,7 +38,9 @@ def documents(path: Path) -> list[dict]:
 
 
 def docs_of(name: str) -> dict[str, dict]:
-    return {doc["kind"]: doc for doc in documents(K8S / name)}
+    """The documents of k8s/<folder>/name by kind (the apps' and the ingest's folders)."""
+    (path,) = [path for folder in ("apps", "ingest") if (path := K8S / folder / name).is_file()]
+    return {doc["kind"]: doc for doc in documents(path)}
 
 
 @cache

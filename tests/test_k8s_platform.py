@@ -1,9 +1,11 @@
 """The whole stack on Kubernetes (k8s/kustomization.yaml): the platform of k8s/platform (a Strimzi Kafka with KRaft
 node pools, topics and the apps' user; an Altinity ClickHouseInstallation of 2 shards x 2 replicas with its
-ClickHouseKeeperInstallation) and the app manifests of k8s/.
+ClickHouseKeeperInstallation) and the app manifests of k8s/apps and k8s/ingest; and the same stack with a readings
+topic and an ingest per ClickHouse shard (k8s/per-shard).
 
-No Kubernetes cluster, kubectl or kustomize runs here, so: the kustomizations are rendered by a minimal renderer
-below (resources and namespace, the only fields they use; anything else fails the test rather than being ignored);
+No Kubernetes cluster runs here, so: the kustomizations are rendered by a minimal renderer below (resources,
+namespace, nameSuffix and strategic-merge patches by path, the only fields they use; anything else fails the test
+rather than being ignored; where a kubectl is installed, its kustomize must render the same);
 every rendered custom resource is validated against its operator's CRD schema (vendored in tests/schemas/strimzi,
 tests/schemas/clickhouse-operator and tests/schemas/keda) made strict the way `kubectl apply` is (an unknown field is
 an error), every core object and every pod, volume and service template the operators stamp out against the
@@ -31,23 +33,25 @@ import pytest
 import yaml
 
 from plantwatch.settings import PROJECT_ROOT, Settings
-from plantwatch.topics import topic_names
+from plantwatch.topics import shard_consumer_group, shard_readings_topic, topic_names
 
 K8S = PROJECT_ROOT / "k8s"
 PLATFORM = K8S / "platform"
+PER_SHARD = K8S / "per-shard"
+KUSTOMIZATIONS = sorted(path.parent for path in K8S.rglob("kustomization.yaml"))
 SCHEMAS = Path(__file__).parent / "schemas"
 CRD_FILES = [
     *sorted((SCHEMAS / "strimzi").glob("*.yaml")),
     SCHEMAS / "clickhouse-operator" / "crds.yaml",
     *sorted((SCHEMAS / "keda").glob("*.yaml")),
 ]
-KUSTOMIZATION_FIELDS = {"apiVersion", "kind", "namespace", "resources"}  # what render() knows
+KUSTOMIZATION_FIELDS = {"apiVersion", "kind", "namespace", "resources", "nameSuffix", "patches"}  # render() knows
 # Kinds without a namespace (kustomize's `namespace` leaves them alone).
 CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "PersistentVolume"}
-# The app manifests k8s/kustomization.yaml leaves out, and why.
+# The manifests a kustomization leaves out of its folder, and why.
 NOT_DEPLOYED = {
-    "keda-ingest-predictive.yaml": "the alternative to keda-ingest-kafka.yaml: one ScaledObject only",
-    "migrate-job.yaml": "run once the platform answers, not with it",
+    K8S / "ingest": {"keda-ingest-predictive.yaml": "the alternative to keda-ingest-kafka.yaml: one ScaledObject only"},
+    K8S: {"migrate-job.yaml": "run once the platform answers, not with it"},
 }
 
 
@@ -63,9 +67,34 @@ def kustomization(folder: Path) -> dict:
     return yaml.safe_load((folder / "kustomization.yaml").read_text())
 
 
+def merge(base: Any, patch: Any, by_name: bool) -> Any:
+    """A strategic-merge patch applied to base: maps merge key by key; a list of named items (containers, env, ports)
+    merges item by item on `name` where the kind has a Kubernetes schema (by_name), any other list is replaced."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        return {**base, **{key: merge(base[key], value, by_name) if key in base else value
+                           for key, value in patch.items()}}  # fmt: skip
+    named_items = isinstance(base, list) and isinstance(patch, list) and all(
+        isinstance(item, dict) and "name" in item for item in [*base, *patch]
+    )  # fmt: skip
+    if by_name and named_items:
+        patches = {item["name"]: item for item in patch}
+        merged = [merge(item, patches.pop(item["name"]), by_name) if item["name"] in patches else item for item in base]
+        return [item for item in patch if item["name"] in patches] + merged  # new items first, as kustomize does
+    return copy.deepcopy(patch)
+
+
+def apply_patch(docs: list[dict], patch: dict) -> None:
+    """Patch the one object of docs with the patch's kind and name (its name before any suffix)."""
+    key = (patch["kind"], patch["metadata"]["name"])
+    targets = [i for i, d in enumerate(docs) if (d["kind"], d["metadata"]["name"]) == key]
+    assert len(targets) == 1, f"the patch of {key[0]}/{key[1]} matches {len(targets)} objects"
+    (i,) = targets
+    docs[i] = merge(docs[i], patch, by_name=not is_custom(docs[i]))
+
+
 def render(folder: Path) -> list[dict]:
     """`kustomize build folder`, for the fields these kustomizations use: resources (files and folders with a
-    kustomization of their own, in order) and namespace."""
+    kustomization of their own, in order), patches (strategic merge, from files), nameSuffix and namespace."""
     spec = kustomization(folder)
     unknown = set(spec) - KUSTOMIZATION_FIELDS
     assert not unknown, f"{folder}/kustomization.yaml: {sorted(unknown)} is beyond this test's renderer"
@@ -81,6 +110,12 @@ def render(folder: Path) -> list[dict]:
             # kustomize's default load restrictor: a file resource must lie inside the kustomization's folder.
             assert path.resolve().is_relative_to(folder.resolve()), f"{entry} is outside {folder.name}/"
             out += copy.deepcopy(documents(path))
+    for patch in spec.get("patches", []):
+        assert set(patch) == {"path"}, f"{folder.name}/kustomization.yaml: a patch other than by path: {patch}"
+        for doc in documents(folder / patch["path"]):
+            apply_patch(out, doc)
+    for doc in out:
+        doc["metadata"]["name"] += spec.get("nameSuffix", "")
     if "namespace" in spec:
         for doc in out:
             if doc["kind"] not in CLUSTER_SCOPED:
@@ -93,17 +128,22 @@ def stack() -> tuple[dict, ...]:
     return tuple(render(K8S))
 
 
-def one(kind: str) -> dict:
-    (doc,) = [d for d in stack() if d["kind"] == kind]
+@cache
+def per_shard() -> tuple[dict, ...]:
+    return tuple(render(PER_SHARD))
+
+
+def one(kind: str, docs: tuple[dict, ...] | None = None) -> dict:
+    (doc,) = every(kind, docs)
     return doc
 
 
-def every(kind: str) -> list[dict]:
-    return [d for d in stack() if d["kind"] == kind]
+def every(kind: str, docs: tuple[dict, ...] | None = None) -> list[dict]:
+    return [d for d in (stack() if docs is None else docs) if d["kind"] == kind]
 
 
-def named(kind: str, name: str) -> dict:
-    (doc,) = [d for d in every(kind) if d["metadata"]["name"] == name]
+def named(kind: str, name: str, docs: tuple[dict, ...] | None = None) -> dict:
+    (doc,) = [d for d in every(kind, docs) if d["metadata"]["name"] == name]
     return doc
 
 
@@ -190,16 +230,18 @@ def operator_templates(doc: dict) -> Iterator[tuple[str, dict]]:
 # --- the kustomizations ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("folder", [K8S, PLATFORM], ids=lambda p: p.relative_to(PROJECT_ROOT).as_posix())
+@pytest.mark.parametrize("folder", KUSTOMIZATIONS, ids=lambda p: p.relative_to(PROJECT_ROOT).as_posix())
 def test_kustomization_resources_exist_and_are_all_listed(folder: Path) -> None:
     resources = kustomization(folder)["resources"]
     assert len(resources) == len(set(resources)), "a resource listed twice"
     files = {entry for entry in resources if (folder / entry).is_file()}
     folders = {entry for entry in resources if (folder / entry).is_dir()}
     assert files | folders == set(resources), f"listed but missing: {set(resources) - files - folders}"
+    patches = {patch["path"] for patch in kustomization(folder).get("patches", [])}
+    assert all((folder / path).is_file() for path in patches), patches
     # Every manifest of the folder is deployed, or said not to be: a new file cannot be forgotten silently.
     manifests = {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml"}
-    assert manifests - files == (set(NOT_DEPLOYED) if folder == K8S else set())
+    assert manifests - files - patches == set(NOT_DEPLOYED.get(folder, {}))
     assert render(folder)
 
 
@@ -223,34 +265,61 @@ def test_the_renderer_refuses_what_it_does_not_know(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match="does not exist"):
         render(tmp_path)
     (tmp_path / "kustomization.yaml").write_text(
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\npatches: []\n"
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: []\nimages: []\n"
     )
-    with pytest.raises(AssertionError, match="patches"):
+    with pytest.raises(AssertionError, match="images"):
         render(tmp_path)
 
 
+def test_a_patch_merges_named_items_and_replaces_other_lists() -> None:
+    """What render() does with a patch: env merged by name in a Deployment; a custom resource's list replaced."""
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d"},
+        "spec": {"template": {"spec": {"containers": [{"name": "c", "env": [{"name": "A", "value": "1"}]}]}}},
+    }
+    user = {"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaUser", "metadata": {"name": "u"},
+            "spec": {"authorization": {"acls": [{"resource": {"name": "t"}}]}}}  # fmt: skip
+    docs = [copy.deepcopy(deployment), copy.deepcopy(user)]
+    apply_patch(docs, {"kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": {"spec": {
+        "containers": [{"name": "c", "env": [{"name": "B", "value": "2"}]}]}}}})  # fmt: skip
+    apply_patch(docs, {"kind": "KafkaUser", "metadata": {"name": "u"},
+                       "spec": {"authorization": {"acls": [{"resource": {"name": "s"}}]}}})  # fmt: skip
+    assert container(docs[0])["env"] == [{"name": "B", "value": "2"}, {"name": "A", "value": "1"}]
+    assert docs[1]["spec"]["authorization"]["acls"] == [{"resource": {"name": "s"}}]
+    with pytest.raises(AssertionError, match="matches 0 objects"):
+        apply_patch(docs, {"kind": "Deployment", "metadata": {"name": "other"}})
+
+
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="no kubectl here: the renderer above stands alone")
-def test_the_renderer_agrees_with_kustomize() -> None:
+@pytest.mark.parametrize("folder", [K8S, PER_SHARD], ids=lambda p: p.relative_to(PROJECT_ROOT).as_posix())
+def test_the_renderer_agrees_with_kustomize(folder: Path) -> None:
     """Where a kubectl is installed, its built-in kustomize renders the same objects as render() (a cross-check of
     the renderer, not something the other tests need)."""
-    built = subprocess.run(["kubectl", "kustomize", str(K8S)], capture_output=True, text=True, timeout=120)
+    built = subprocess.run(["kubectl", "kustomize", str(folder)], capture_output=True, text=True, timeout=120)
     assert built.returncode == 0, built.stderr
     theirs = [doc for doc in yaml.safe_load_all(built.stdout) if doc]
 
     def by_name(docs: list[dict] | tuple[dict, ...]) -> dict[tuple[str, str], dict]:
         return {(d["kind"], d["metadata"]["name"]): d for d in docs}
 
-    assert by_name(theirs) == by_name(stack())
+    assert by_name(theirs) == by_name(render(folder))
 
 
 # --- schemas -----------------------------------------------------------------------------------------------------
 
 
+def both_stacks() -> list[dict]:
+    """Every object of the stack, and those of the per-shard stack that differ from it."""
+    return [*stack(), *(d for d in per_shard() if d not in stack())]
+
+
 def stack_ids() -> list[str]:
-    return [f"{d['kind']}/{d['metadata']['name']}" for d in stack()]
+    return [f"{d['kind']}/{d['metadata']['name']}" + ("" if d in stack() else " (per-shard)") for d in both_stacks()]
 
 
-@pytest.mark.parametrize("doc", stack(), ids=stack_ids())
+@pytest.mark.parametrize("doc", both_stacks(), ids=stack_ids())
 def test_every_object_follows_its_schema(doc: dict) -> None:
     """Custom resources against their operator's CRD (strictly), everything else against Kubernetes' own."""
     if doc["apiVersion"].split("/")[0].endswith((".strimzi.io", ".altinity.com", "keda.sh")):
@@ -369,14 +438,14 @@ def test_topics_are_the_settings_topics_replicated(monkeypatch: pytest.MonkeyPat
     assert scaled["maxReplicaCount"] <= readings["spec"]["partitions"]
 
 
-def app_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
+def app_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, docs: tuple[dict, ...] | None = None) -> Settings:
     """The settings an app pod loads: the ConfigMap's variables over the defaults (nothing else of this process)."""
     for name in [n for n in os.environ if n.startswith("PLANTWATCH_")]:
         monkeypatch.delenv(name)
     empty = tmp_path / "empty.toml"
     empty.write_text("")
     monkeypatch.setenv("PLANTWATCH_CONFIG", str(empty))
-    for name, value in named("ConfigMap", "plantwatch-config")["data"].items():
+    for name, value in named("ConfigMap", "plantwatch-config", docs)["data"].items():
         monkeypatch.setenv(name, value)
     return Settings()
 
@@ -407,6 +476,52 @@ def test_the_apps_kafka_user_has_their_password_and_only_their_rights() -> None:
     assert kafka["spec"]["kafka"]["authorization"]["type"] == user["spec"]["authorization"]["type"] == "simple"
 
 
+def test_per_shard_an_ingest_topic_group_and_scaler_for_each_shard(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:  # fmt: skip
+    """k8s/per-shard: the apps' settings have a topic per shard; for each of the ClickHouse installation's shards an
+    ingest Deployment (PLANTWATCH_INGEST__SHARD, pods of its own) scaled by KEDA on its own topic and consumer group,
+    each topic a KafkaTopic the Kafka user may use with that group; no ingest of the one readings topic is left."""
+    docs = per_shard()
+    settings = app_settings(monkeypatch, tmp_path, docs)
+    assert settings.kafka.topic_per_shard
+    (cluster,) = one("ClickHouseInstallation", docs)["spec"]["configuration"]["clusters"]
+    assert settings.clickhouse.shards == cluster["layout"]["shardsCount"] == 2
+    topics = {t["spec"]["topicName"]: t for t in every("KafkaTopic", docs)}
+    # The one readings topic stays (deleting the KafkaTopic would delete what it still holds), unused.
+    assert set(topics) == {*topic_names(settings), settings.kafka.readings_topic}
+    deployments = {d["metadata"]["name"] for d in every("Deployment", docs)}
+    assert deployments == {"plantwatch-producer", "plantwatch-transform",
+                           *(f"plantwatch-ingest-shard{k}" for k in range(settings.clickhouse.shards))}  # fmt: skip
+    (user,) = every("KafkaUser", docs)
+    acls = {(a["resource"]["type"], a["resource"]["name"]) for a in user["spec"]["authorization"]["acls"]}
+    selectors, groups = [], []
+    for shard in range(settings.clickhouse.shards):
+        deployment = named("Deployment", f"plantwatch-ingest-shard{shard}", docs)
+        env = env_of(deployment)
+        assert env["PLANTWATCH_INGEST__SHARD"]["value"] == str(shard)
+        group_env = env["PLANTWATCH_INGEST__CONSUMER_GROUP"]["value"]
+        ingest = settings.ingest.model_copy(update={"consumer_group": group_env})
+        group = shard_consumer_group(settings.model_copy(update={"ingest": ingest}), shard)
+        groups.append(group)
+        topic = shard_readings_topic(settings, shard)
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        selectors.append(selector)
+        scaled = named("ScaledObject", f"plantwatch-ingest-shard{shard}", docs)["spec"]
+        assert scaled["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+        (trigger,) = scaled["triggers"]
+        assert (trigger["metadata"]["topic"], trigger["metadata"]["consumerGroup"]) == (topic, group)
+        assert scaled["maxReplicaCount"] <= topics[topic]["spec"]["partitions"]
+    # No shard's Deployment selects another's pods.
+    templates = [named("Deployment", f"plantwatch-ingest-shard{k}", docs)["spec"]["template"]["metadata"]["labels"]
+                 for k in range(settings.clickhouse.shards)]  # fmt: skip
+    assert [[s.items() <= t.items() for t in templates] for s in selectors] == [
+        [i == j for j in range(len(templates))] for i in range(len(selectors))
+    ]
+    # The user may use exactly the shards' topics (and the dead letters) with the shards' groups.
+    assert acls == {("topic", t) for t in topic_names(settings)} | {("group", g) for g in groups}
+
+
 def test_the_apps_and_keda_point_at_the_strimzi_bootstrap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     kafka, _, _ = kafka_cluster()
     name, namespace = kafka["metadata"]["name"], kafka["metadata"]["namespace"]
@@ -432,7 +547,7 @@ def test_the_apps_and_keda_point_at_the_strimzi_bootstrap(monkeypatch: pytest.Mo
     auth = {r["parameter"]: r for r in one("TriggerAuthentication")["spec"]["secretTargetRef"]}
     assert (auth["ca"]["name"], auth["ca"]["key"]) == (ca_secret, "ca.crt")
     # Both ScaledObjects (the deployed one and its predictive alternative) read the lag from the same brokers.
-    for path in (K8S / "keda-ingest-kafka.yaml", K8S / "keda-ingest-predictive.yaml"):
+    for path in (K8S / "ingest" / "keda-ingest-kafka.yaml", K8S / "ingest" / "keda-ingest-predictive.yaml"):
         (scaled,) = documents(path)
         trigger = next(t for t in scaled["spec"]["triggers"] if t["type"] == "kafka")
         assert trigger["metadata"]["bootstrapServers"] == settings.kafka.bootstrap_servers

@@ -20,17 +20,17 @@ from plantwatch.producers.archive import iter_range
 from plantwatch.settings import PROJECT_ROOT, Settings, environment
 from tests.fixtures.kafka_topic import read_topic
 
-K8S = PROJECT_ROOT / "k8s"
+APPS = PROJECT_ROOT / "k8s" / "apps"
 
 
 def manifests(name: str) -> dict[str, dict]:
-    return {doc["kind"]: doc for doc in yaml.safe_load_all((K8S / name).read_text())}
+    return {doc["kind"]: doc for doc in yaml.safe_load_all((APPS / name).read_text())}
 
 
 @pytest.mark.parametrize("name", ["producer-configmap.yaml", "producer-deployment.yaml"])
 def test_manifests_follow_the_kubernetes_schemas(name: str) -> None:
     version = kubernetes_validate.latest_version()
-    for doc in yaml.safe_load_all((K8S / name).read_text()):
+    for doc in yaml.safe_load_all((APPS / name).read_text()):
         kubernetes_validate.validate(doc, version, strict=True)
 
 
