@@ -494,7 +494,7 @@ def test_per_shard_an_ingest_topic_group_and_scaler_for_each_shard(monkeypatch: 
                            *(f"plantwatch-ingest-shard{k}" for k in range(settings.clickhouse.shards))}  # fmt: skip
     (user,) = every("KafkaUser", docs)
     acls = {(a["resource"]["type"], a["resource"]["name"]) for a in user["spec"]["authorization"]["acls"]}
-    selectors, groups = [], []
+    pods, groups = [], []  # each shard's (selector, pod labels), consumer group
     for shard in range(settings.clickhouse.shards):
         deployment = named("Deployment", f"plantwatch-ingest-shard{shard}", docs)
         env = env_of(deployment)
@@ -504,20 +504,16 @@ def test_per_shard_an_ingest_topic_group_and_scaler_for_each_shard(monkeypatch: 
         group = shard_consumer_group(settings.model_copy(update={"ingest": ingest}), shard)
         groups.append(group)
         topic = shard_readings_topic(settings, shard)
-        selector = deployment["spec"]["selector"]["matchLabels"]
-        assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
-        selectors.append(selector)
+        spec = deployment["spec"]
+        pods.append((spec["selector"]["matchLabels"], spec["template"]["metadata"]["labels"]))
         scaled = named("ScaledObject", f"plantwatch-ingest-shard{shard}", docs)["spec"]
         assert scaled["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
         (trigger,) = scaled["triggers"]
         assert (trigger["metadata"]["topic"], trigger["metadata"]["consumerGroup"]) == (topic, group)
         assert scaled["maxReplicaCount"] <= topics[topic]["spec"]["partitions"]
-    # No shard's Deployment selects another's pods.
-    templates = [named("Deployment", f"plantwatch-ingest-shard{k}", docs)["spec"]["template"]["metadata"]["labels"]
-                 for k in range(settings.clickhouse.shards)]  # fmt: skip
-    assert [[s.items() <= t.items() for t in templates] for s in selectors] == [
-        [i == j for j in range(len(templates))] for i in range(len(selectors))
-    ]
+    # Each shard's Deployment selects its own pods and no other shard's.
+    selects = [[selector.items() <= labels.items() for _, labels in pods] for selector, _ in pods]
+    assert selects == [[i == j for j in range(len(pods))] for i in range(len(pods))]
     # The user may use exactly the shards' topics (and the dead letters) with the shards' groups.
     assert acls == {("topic", t) for t in topic_names(settings)} | {("group", g) for g in groups}
 

@@ -68,10 +68,11 @@ def rig(
     startup_amps: float = 0.0,
     fault_end: int | None = None,
     remain: float = 0.0,
+    flow_drop: float = 3.0,
 ) -> dict[str, tuple]:
     """A test rig at 1 s: a noisy current (startup_amps higher at start, settling within a minute), a pressure
     quantized in thirds of a bar (still for many seconds), a temperature warming up through the run, and a flow that
-    drops by a few litres from fault_at on (until fault_end, after which `remain` of the drop stays: the rig's new
+    drops by flow_drop litres from fault_at on (until fault_end, after which `remain` of the drop stays: the rig's new
     operating point), the rotor's vibration rising with it."""
     t = np.arange(rows)
     fault = np.where(t < fault_at, 0.0, np.where(t < (fault_end or rows), 1.0, remain))
@@ -79,7 +80,7 @@ def rig(
         "current": ("current", "A", 2.0 + startup_amps * np.exp(-t / 15) + 0.3 * rng.standard_normal(rows)),
         "pressure": ("pressure", "bar", np.round((0.15 + 0.12 * rng.standard_normal(rows)) / 0.33) * 0.33),
         "temperature": ("temperature", "C", 68 + drift_per_row * t + 0.1 * rng.standard_normal(rows)),
-        "flow": ("flow", "l/min", np.round(32 + 0.35 * rng.standard_normal(rows) - 3.0 * fault)),
+        "flow": ("flow", "l/min", np.round(32 + 0.35 * rng.standard_normal(rows) - flow_drop * fault)),
         "accelerometer": ("acceleration", "g", 0.2 + 0.004 * rng.standard_normal(rows) + 0.01 * fault),
     }
 
@@ -180,8 +181,7 @@ def test_a_rig_that_settles_at_a_new_operating_point_is_flagged_for_its_fault_on
     start = datetime(2020, 3, 9, 10, 0, tzinfo=UTC)
     rows, fault_at, fault_end = 1400, 500, 800
     for machine, seed, remain, end in [("rig-20", 20, 0.5, fault_end), ("rig-21", 21, 1.0, None)]:
-        series = rig(np.random.default_rng(seed), rows, fault_at, fault_end=end, remain=remain)
-        series["flow"] = ("flow", "l/min", 32 + (series["flow"][2] - 32) * 1.5)  # a drop of 4.5 l/min
+        series = rig(np.random.default_rng(seed), rows, fault_at, fault_end=end, remain=remain, flow_drop=4.5)
         insert(database, machine, start, 1.0, series)
     transformer = Transformer(database)
     transformer.build()
