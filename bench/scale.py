@@ -11,8 +11,9 @@ and 28123/29000: never the single-node stack's), then:
   rounds each, into a scratch database);
 - ingest: one `python -m plantwatch.streams.ingest` process lands the produced readings through the Distributed table;
   steady readings/s between 20% and 95% of the rows (bench/ingest.py's method), and its readings per CPU-second;
-- transform: the first `dbt build` (parse, seeds, every model and test) on shard 1 over the Distributed sources,
-  over the readings just landed (the local cluster runs the transform on one node: docs/scale-out.md).
+- transform: the first `dbt build` (parse, seeds, every model and test) over the readings just landed, per shard
+  (transform.per_shard, the local cluster's default: dbt on each shard over its own machines, one shard after the
+  other; the seconds are their sum).
 
 Then the drills, on a fresh 3-broker, 2-shard cluster, each with a paced producer (8,000 readings/s, idempotent,
 acks=all) and one ingest process: the node that is the active KRaft controller (broker too) killed with SIGKILL
@@ -75,7 +76,7 @@ class Figures:
     ingest_rate: float = 0.0
     ingest_per_cpu_second: float = 0.0
     broker_cpu_seconds: float = 0.0
-    transform_seconds: float = 0.0  # the first `dbt build` over what the ingest landed (parse included)
+    transform_seconds: float = 0.0  # the first `dbt build` over what the ingest landed (parse included), all shards
 
 
 def fresh_cluster(base: Settings, brokers: int, shards: int) -> Settings:

@@ -112,14 +112,15 @@ _CREATED = re.compile(
 
 def migrated_objects(settings: Settings) -> list[str]:
     """The names of the objects `plantwatch db migrate` creates in a managed database (plantwatch/sql/*.sql); with a
-    cluster, each table's local table under its Distributed one too (docs/scale-out.md)."""
+    cluster, each table's local table under its Distributed one too, and each view's twin over the local tables
+    (docs/scale-out.md)."""
     ch = settings.clickhouse
     values = ch.model_dump()
     names: set[str] = set()
     for path in sorted(SQL_DIR.glob("*.sql")):
-        for kind, name in _CREATED.findall(path.read_text()):
+        for _kind, name in _CREATED.findall(path.read_text()):
             names.add(Template(name).substitute(values))
-            if ch.cluster and kind.upper() == "TABLE":
+            if ch.cluster:
                 names.add(Template(name).substitute(values) + ch.local_suffix)
     return sorted(names)
 

@@ -185,6 +185,11 @@ class ClickHouseSettings(Section):
         return f"http://{self.host}:{self.http_port}"
 
     @property
+    def shard_database(self) -> str:
+        """Where a per-shard transform builds each shard's models (transform.per_shard), on every node."""
+        return f"{self.database}{self.local_suffix}"
+
+    @property
     def managed_databases(self) -> tuple[str, str]:
         """The configured database and the demo's, the ones the component users are granted on."""
         return self.database, f"{self.database}_demo"
@@ -314,6 +319,11 @@ class TransformSettings(Section):
     false_alarm_rate: float | None = Field(default=None, gt=0, lt=0.5)
     # dbt vars to override (e.g. {"spike_threshold": 10}); names and table names come from the settings above.
     vars: dict[str, str | int | float] = {}
+    # On a cluster without replicas (the local cluster): dbt runs on each shard over its own machines' local tables,
+    # its models in the shard database (clickhouse.shard_database), read across shards through Distributed tables
+    # of the models' names in the configured database (docs/scale-out.md). Off: one dbt run over the Distributed
+    # tables on the configured node.
+    per_shard: bool = False
 
 
 class Settings(BaseSettings):
@@ -341,6 +351,15 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         unknown_variables(settings_cls)
         return init_settings, env_settings, toml_source(settings_cls)
+
+    @model_validator(mode="after")
+    def _per_shard_needs_unreplicated_shards(self) -> Settings:
+        if self.transform.per_shard and (self.clickhouse.cluster is None or self.clickhouse.replicated):
+            raise ValueError(
+                "transform.per_shard needs a cluster without replicas (clickhouse.cluster set, clickhouse.replicated"
+                " = false: the local cluster); a replicated cluster runs dbt once, with the profile's cluster"
+            )
+        return self
 
     def scoped(self, name: str, database: str | None = None) -> Settings:
         """These settings with topics, a consumer group and a database of their own (a test's, a benchmark's, the

@@ -19,10 +19,14 @@ from typing import TYPE_CHECKING
 
 from plantwatch import warehouse
 from plantwatch.access import credentials
-from plantwatch.settings import Settings
+from plantwatch.settings import MACHINE_SHARDING_KEY, Settings
 
 if TYPE_CHECKING:
     from dbt.cli.main import dbtRunnerResult
+
+
+# What a per-shard transform runs on every shard; everything else runs once, against the configured database.
+PER_SHARD_COMMANDS = frozenset({"build", "run", "seed", "test"})
 
 
 class TransformError(RuntimeError):
@@ -48,6 +52,7 @@ def dbt_vars(settings: Settings) -> dict[str, str | int | float]:
         "baselines_table": ch.baselines_table,
         "machine_config_table": ch.machine_config_table,
         "spec_limit_config_table": ch.spec_limit_config_table,
+        "alert_events_table": ch.alert_events_table,
         **({"false_alarm_rate": settings.transform.false_alarm_rate} if settings.transform.false_alarm_rate else {}),
         **settings.transform.vars,
     }
@@ -84,23 +89,78 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def target_dir(settings: Settings) -> Path:
-    """dbt's artifacts, one folder per database so that parallel runs against different databases don't clash."""
-    return settings.state_dir / "dbt" / settings.clickhouse.database
+    """dbt's artifacts, one folder per database and node (a per-shard transform's shards share the database name)
+    so that parallel runs against different databases don't clash."""
+    ch = settings.clickhouse
+    return settings.state_dir / "dbt" / f"{ch.database}-{ch.http_port}"
+
+
+def shard_settings(settings: Settings, shard: int) -> Settings:
+    """What dbt gets for shard ``shard`` of a per-shard transform (transform.per_shard): the shard's node, the models
+    in the shard database, and as sources the node's local tables of the tables sharded by machine (its machines'
+    whole history) - but the spec limits, configuration every shard needs, through their Distributed table. The
+    machines seed is cut to the shard's machines (dbt var shard_filter)."""
+    ch = settings.clickhouse
+    local = {field: f"{table}{ch.local_suffix}" for field, table in warehouse.machine_tables(settings).items()}
+    shard_vars = {
+        **local,
+        "readings_view": f"{ch.readings_view}{ch.local_suffix}",
+        "source_database": ch.database,
+        "shard_filter": f"{MACHINE_SHARDING_KEY} % {ch.shards} = {shard}",
+    }
+    node = warehouse.node_settings(settings, shard)
+    clickhouse = node.clickhouse.model_copy(update={"database": ch.shard_database})
+    transform = settings.transform.model_copy(
+        update={"per_shard": False, "vars": {**settings.transform.vars, **shard_vars}}
+    )
+    return node.model_copy(update={"clickhouse": clickhouse, "transform": transform})
 
 
 class Transformer:
-    """dbt for one warehouse (the settings' database), the project parsed once and reused for every invocation."""
+    """dbt for one warehouse (the settings' database), the project parsed once and reused for every invocation.
+
+    Per shard (transform.per_shard): `build`, `run`, `seed` and `test` run on every shard in turn (shard_settings),
+    and after each shard's build its models are exposed on its node under the configured names (macro
+    expose_shard_models: Distributed tables over the models, views over the seeds); what reads the models (the
+    analyses, `run-operation`, `docs`) runs once against the configured database, through those."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._manifest: object | None = None
         self._refreshed_up_to: datetime | None = None  # the newest ingest time the last refresh saw
         self._analyses: dict[str, dict[str, str]] = {}
+        shards = range(settings.clickhouse.shards) if settings.transform.per_shard else range(0)
+        self._shards = [Transformer(shard_settings(settings, shard)) for shard in shards]
 
-    def _invoke(self, args: list[str]) -> RunSummary:
+    def _invoke(self, args: list[str], *, expose: bool = True) -> RunSummary:
+        if self._shards and args[0] in PER_SHARD_COMMANDS:
+            return self._invoke_per_shard(args, expose=expose)
         began = time.monotonic()
         result = self._dbt(args)
         return _summary(args[0], result, time.monotonic() - began)
+
+    def _invoke_per_shard(self, args: list[str], *, expose: bool) -> RunSummary:
+        ch = self.settings.clickhouse
+        summaries = []
+        for shard, transformer in enumerate(self._shards):
+            try:
+                warehouse.create_database(transformer.settings)  # dbt creates it on the first node only
+                summaries.append(transformer._invoke(args))
+                if expose and args[0] != "test":
+                    transformer.operation("expose_shard_models", {"database": ch.database, "cluster": ch.cluster})
+            except TransformError as exc:
+                raise TransformError(f"shard {shard}: {exc}") from exc
+        timings: dict[str, float] = {}
+        for summary in summaries:
+            for name, seconds in summary.timings.items():
+                timings[name] = timings.get(name, 0.0) + seconds
+        return RunSummary(
+            command=args[0],
+            seconds=sum(summary.seconds for summary in summaries),
+            nodes=max(summary.nodes for summary in summaries),
+            failures=[failure for summary in summaries for failure in summary.failures],
+            timings=timings,
+        )
 
     def _dbt(self, args: list[str]) -> dbtRunnerResult:
         target = target_dir(self.settings)
@@ -144,8 +204,9 @@ class Transformer:
         newest = self._newest_ingest()
         if newest == self._refreshed_up_to and not force:
             return RunSummary(command="skip", seconds=0.0, nodes=0, failures=[], timings={})
-        # no run_results.json / manifest.json on every pass (dbt writes both after each invocation: up to 0.7 s here)
-        summary = self._invoke(["run", "--selector", "refresh", "--no-write-json"])
+        # no run_results.json / manifest.json on every pass (dbt writes both after each invocation: up to 0.7 s here);
+        # the models a refresh runs exist already: nothing to expose again on a cluster
+        summary = self._invoke(["run", "--selector", "refresh", "--no-write-json"], expose=False)
         self._refreshed_up_to = newest
         return summary
 

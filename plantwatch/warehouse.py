@@ -69,6 +69,13 @@ def statements(path: Path, settings: Settings) -> list[str]:
     return [out for statement in rendered for out in cluster_ddl(statement, settings)]
 
 
+def create_database(settings: Settings) -> None:
+    """The settings' database, if missing (on the node they point at: no cluster DDL)."""
+    admin = client(settings, database="default")
+    for statement in render(SQL_DIR / "000_database.sql", settings):
+        admin.command(statement)
+
+
 def migrate(settings: Settings) -> list[str]:
     """Create the database and raw tables if missing (idempotent); returns the files applied.
 
@@ -114,6 +121,18 @@ _ALTER_TABLE = re.compile(r"^ALTER TABLE (\w+)\.(\w+)(\s)")
 _ENGINE = re.compile(r"^ENGINE = (\w*MergeTree)(?:\((.*)\))?$", re.M)
 
 
+def sharded_tables(settings: Settings) -> list[str]:
+    """The configured names of the tables that have a local table on every node under a Distributed one."""
+    names = settings.clickhouse.model_dump()
+    return [names[field] for field in SHARDING_KEYS]
+
+
+def machine_tables(settings: Settings) -> dict[str, str]:
+    """The tables sharded by machine, by settings field: a shard's local table holds its machines' whole rows."""
+    names = settings.clickhouse.model_dump()
+    return {field: names[field] for field, key in SHARDING_KEYS.items() if key == MACHINE_SHARDING_KEY}
+
+
 def sharding_key(settings: Settings, table: str) -> str:
     names = settings.clickhouse.model_dump()
     for field, key in SHARDING_KEYS.items():
@@ -131,7 +150,17 @@ def cluster_ddl(statement: str, settings: Settings) -> list[str]:
         return [f"{statement}{on_cluster}"]
     if match := _CREATE_VIEW.match(statement):
         database, view = match.groups()
-        return [f"CREATE VIEW IF NOT EXISTS {database}.{view}{on_cluster} AS{statement[match.end() :]}"]
+        body = statement[match.end() :]
+        # the same view over the node's local tables: what a per-shard transform reads (transform.per_shard)
+        local_body = re.sub(
+            rf"\b{database}\.({'|'.join(map(re.escape, sharded_tables(settings)))})\b",
+            lambda table: f"{table.group(0)}{ch.local_suffix}",
+            body,
+        )
+        return [
+            f"CREATE VIEW IF NOT EXISTS {database}.{view}{on_cluster} AS{body}",
+            f"CREATE VIEW IF NOT EXISTS {database}.{view}{ch.local_suffix}{on_cluster} AS{local_body}",
+        ]
     if match := _ALTER_TABLE.match(statement):
         database, table = match.group(1), match.group(2)
         rest = statement[match.end() :]

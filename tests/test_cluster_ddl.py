@@ -18,7 +18,8 @@ import yaml
 from plantwatch import access, warehouse
 from plantwatch.settings import PROJECT_ROOT, Settings
 from plantwatch.stack import Stack
-from plantwatch.transform import dbt_env
+from plantwatch.stack.cluster import cluster_environment, local_cluster
+from plantwatch.transform import dbt_env, dbt_vars, shard_settings, target_dir
 
 SQL_FILES = sorted(warehouse.SQL_DIR.glob("*.sql"))
 
@@ -113,6 +114,9 @@ def test_cluster_ddl_replicated_on_cluster_with_macros() -> None:
     # The view users query reads the Distributed table; ALTERs go to the local tables.
     assert "CREATE VIEW IF NOT EXISTS plantwatch.readings ON CLUSTER plantwatch AS\n" \
            "SELECT * FROM plantwatch.readings_raw FINAL" in statements  # fmt: skip
+    # ... and its twin over the node's own local table, what a per-shard transform reads (transform.per_shard)
+    assert "CREATE VIEW IF NOT EXISTS plantwatch.readings_local ON CLUSTER plantwatch AS\n" \
+           "SELECT * FROM plantwatch.readings_raw_local FINAL" in statements  # fmt: skip
     assert all(re.match(r"ALTER TABLE plantwatch\.\w+_local ON CLUSTER", s) or "ADD COLUMN" in s
                for s in statements if s.startswith("ALTER"))  # fmt: skip
 
@@ -207,8 +211,31 @@ def test_the_transform_user_may_not_alter_or_drop_the_local_tables_either() -> N
     local = {name for name in clustered if name.endswith("_local")}
     assert not any(name.endswith("_local") for name in single)
     assert Settings().clickhouse.raw_readings_table + "_local" in local
-    assert Settings().clickhouse.readings_view + "_local" not in local  # a view stays one object
+    assert Settings().clickhouse.readings_view + "_local" in local  # the view over the local tables
     assert set(clustered) == set(single) | local
     revokes = access._statements(with_cluster())["transform"]["revokes"]
     for name in local:
         assert any(line.endswith(f".{name}") and line.startswith("ALTER, DROP") for line in revokes), name
+
+
+def test_a_per_shard_transform_reads_each_shards_own_tables_and_needs_unreplicated_shards() -> None:
+    """transform.per_shard (the local cluster's default): dbt on shard k gets node k, the shard database, the local
+    tables sharded by machine and the local readings view as sources, the spec limits (configuration, sharded by
+    model) through their Distributed table, and the seed's machines cut to shard k. A replicated cluster or no
+    cluster refuses the setting."""
+    cluster = local_cluster(Settings(), brokers=1, shards=2)
+    assert cluster.transform.per_shard
+    assert cluster_environment(cluster)["PLANTWATCH_TRANSFORM__PER_SHARD"] == "true"
+    shard = shard_settings(cluster, 1)
+    ch = cluster.clickhouse
+    assert (shard.clickhouse.http_port, shard.clickhouse.database) == (ch.node_ports(1)[0], f"{ch.database}_local")
+    names = dbt_vars(shard)
+    assert names["raw_readings_table"] == "readings_raw_local" and names["readings_view"] == "readings_local"
+    assert names["machine_config_table"] == "machine_config_local" and names["baselines_table"].endswith("_local")
+    assert names["spec_limit_config_table"] == "spec_limit_config"
+    assert names["source_database"] == ch.database
+    assert names["shard_filter"] == "CRC32(machine_id) % 2 = 1"
+    assert not shard.transform.per_shard and target_dir(shard) != target_dir(shard_settings(cluster, 0))
+    for clickhouse in ({}, {"cluster": "plantwatch"}):  # no cluster; a replicated one (the default)
+        with pytest.raises(ValueError, match="per_shard needs a cluster without replicas"):
+            Settings(transform={"per_shard": True}, clickhouse=clickhouse)

@@ -19,18 +19,22 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from plantwatch import warehouse
-from plantwatch.reading import encode
+from plantwatch.expectations.check import check_once
+from plantwatch.reading import COLUMN_NAMES, encode
 from plantwatch.settings import MACHINE_SHARDING_KEY, PROJECT_ROOT, Settings, environment
 from plantwatch.stack import Stack
 from plantwatch.stack.cluster import local_cluster
 from plantwatch.topics import ensure_topics, topic_names
+from plantwatch.transform import Transformer
 
 sys.path.insert(0, str(PROJECT_ROOT / "bench"))
 from scale import broker_drill, shard_drill, with_topic_per_shard  # bench/scale.py: its drills, shortened
@@ -151,6 +155,85 @@ def test_each_machine_lands_once_on_its_shard_through_the_distributed_table(clus
     assert everywhere == expected  # every machine on exactly one shard, all of its readings
     assert all(n for n in everywhere.values())
     assert time.monotonic() - began < DEADLINE_SECONDS
+
+
+PER_SHARD_MACHINES = ["L1-pump01", "L1-pump02", "L1-pump04", "L2-pump01", "unknown-7", "unknown-8"]
+PER_SHARD_SENSORS = {"temp": ("temperature", "C", 60.0), "vib": ("vibration", "mm/s", 2.0),
+                     "amps": ("current", "A", 40.0), "pres": ("pressure", "bar", 6.0)}  # fmt: skip
+BREACHING = "L1-pump04"  # its temperature over the pump's spec limit (90 C) for a minute
+
+
+def insert_readings(settings: Settings, start: datetime, seconds: int, *, breach: bool = True) -> None:
+    """One reading per sensor and second of every PER_SHARD_MACHINES machine, through the Distributed table (with
+    BREACHING's minute over its limit half-way, if ``breach``)."""
+    rng = np.random.default_rng(int(start.timestamp()))
+    rows = []
+    for machine in PER_SHARD_MACHINES:
+        for sensor, (kind, unit, level) in PER_SHARD_SENSORS.items():
+            values = level + rng.normal(0, level / 50, seconds)
+            if breach and machine == BREACHING and kind == "temperature":
+                values[seconds // 2 : seconds // 2 + 60] = 95 + rng.normal(0, 1, 60)
+            rows += [[machine, sensor, kind, float(v), unit, start + timedelta(seconds=i), i, 1]
+                     for i, v in enumerate(values)]  # fmt: skip
+    warehouse.client(settings).insert(settings.clickhouse.raw_readings_table, rows, column_names=list(COLUMN_NAMES))
+
+
+def test_the_transform_runs_on_each_shard_and_the_marts_read_across_them(cluster: Settings) -> None:
+    """transform.per_shard (the local cluster's default): dbt on each shard over its own machines' local tables;
+    through the Distributed tables of the models' names every machine shows once, with the same windows and alerts
+    as one dbt run over the whole cluster; an incremental refresh lands the new windows on their shards."""
+    mine = cluster.scoped(f"{cluster.kafka.readings_topic}.per-shard")
+    ch = mine.clickhouse
+    assert mine.transform.per_shard and ch.shard_database == f"{ch.database}_local"
+    whole = cluster.scoped(f"{cluster.kafka.readings_topic}.whole")  # the same readings, one dbt run over all
+    whole.transform = whole.transform.model_copy(update={"per_shard": False})
+    nodes = [warehouse.node_settings(mine, shard) for shard in range(ch.shards)]
+    warehouse.migrate(mine)
+    warehouse.migrate(whole)
+    try:
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=8)
+        insert_readings(mine, start, 360)
+        insert_readings(whole, start, 360)
+        transformer = Transformer(mine)
+        transformer.build()
+
+        for shard, node in enumerate(nodes):
+            local = warehouse.client(node, database=ch.shard_database)
+            windowed = {m for (m,) in local.query("SELECT DISTINCT machine_id FROM int_sensor_windows").result_rows}
+            assert windowed == {m for m in PER_SHARD_MACHINES if ch.machine_shard(m) == shard}, shard
+            assert windowed, f"shard {shard} holds none of the machines"
+
+        reads = warehouse.client(mine)
+        health = Counter(m for (m,) in reads.query("SELECT machine_id FROM machine_health").result_rows)
+        assert set(PER_SHARD_MACHINES) <= set(health) and set(health.values()) == {1}, health
+        alerts = reads.query("SELECT machine_id, sensor_id, kind FROM alerts").result_rows
+        assert alerts == [(BREACHING, "temp", "spec_breach")]
+        # a mart over all machines merges the shards: one row a minute, every reading counted once
+        per_minute = reads.query("SELECT count(), uniqExact(minute), sum(readings) FROM pipeline_stats").result_rows
+        raw = reads.query("SELECT count() FROM readings_raw").result_rows[0][0]
+        assert per_minute[0][0] == per_minute[0][1] and per_minute[0][2] == raw, (per_minute, raw)
+        # the data-quality checks run unchanged, through the Distributed tables
+        run = check_once(mine)
+        assert run.outcomes and not run.failures, run.failures
+
+        Transformer(whole).build()
+        windows = "SELECT machine_id, sensor_id, window_start, reading_count FROM int_sensor_windows FINAL ORDER BY ALL"
+        assert reads.query(windows).result_rows == warehouse.client(whole).query(windows).result_rows
+        episodes = "SELECT machine_id, sensor_id, kind, started_at, ended_at FROM alerts ORDER BY ALL"
+        assert reads.query(episodes).result_rows == warehouse.client(whole).query(episodes).result_rows
+
+        insert_readings(mine, start + timedelta(seconds=360), 60, breach=False)
+        assert transformer.refresh().command == "run"
+        latest = reads.query(
+            "SELECT machine_id, toUnixTimestamp(max(window_end)) FROM int_sensor_windows GROUP BY ALL"
+        ).result_rows
+        assert {m for m, _ in latest} == set(PER_SHARD_MACHINES)
+        assert all(end > start.timestamp() + 370 for _, end in latest), (start, latest)
+    finally:
+        for node in nodes:
+            admin = warehouse.client(node, database="default")
+            for database in (ch.database, ch.shard_database, whole.clickhouse.database):
+                admin.command(f"DROP DATABASE IF EXISTS {database}")
 
 
 def test_a_shard_may_connect_but_still_not_start_programs(tmp_path: Path) -> None:

@@ -9,7 +9,8 @@ Kafka: every node is broker and controller (a static quorum of N), topics with r
 read-only, ON CLUSTER is refused), so each shard is one node without replicas, the schema is applied node by node
 (plain *MergeTree local tables under Distributed ones, ``clickhouse.replicated = false``), and every client inserts
 with ``distributed_foreground_insert = 1`` (the engine's background distributed sends stay queued). Each shard's
-``remote_servers`` names the cluster; its Distributed tables reach the other shard as the local admin.
+``remote_servers`` names the cluster; its Distributed tables reach the other shard as the local admin. The
+transform runs per shard (``transform.per_shard``): dbt on each node over its own machines.
 """
 
 from __future__ import annotations
@@ -59,9 +60,11 @@ def local_cluster(settings: Settings, brokers: int, shards: int) -> Settings:
             "roles": False,
         }
     )  # fmt: skip
+    transform = settings.transform.model_copy(update={"per_shard": True})  # dbt on each shard, over its machines
     return settings.model_copy(
-        update={"state_dir": settings.state_dir / "cluster", "kafka": kafka, "clickhouse": clickhouse}
-    )
+        update={"state_dir": settings.state_dir / "cluster", "kafka": kafka, "clickhouse": clickhouse,
+                "transform": transform}
+    )  # fmt: skip
 
 
 def cluster_environment(settings: Settings) -> dict[str, str]:
@@ -82,6 +85,7 @@ def cluster_environment(settings: Settings) -> dict[str, str]:
         "PLANTWATCH_CLICKHOUSE__REPLICATED": "false",
         "PLANTWATCH_CLICKHOUSE__ROLES": "false",
         **{f"PLANTWATCH_CLICKHOUSE__CLIENT_SETTINGS__{k.upper()}": str(v) for k, v in ch.client_settings.items()},
+        "PLANTWATCH_TRANSFORM__PER_SHARD": str(settings.transform.per_shard).lower(),
     }
 
 

@@ -1,4 +1,5 @@
--- The plant's machines: the machines seed, overridden and extended by `plantwatch machine set` (machine_config).
+-- The plant's machines: the machines seed, overridden and extended by `plantwatch machine set` (machine_config);
+-- in a per-shard transform, the shard's machines only (var shard_filter: the others are another shard's).
 with
 
 machines as (
@@ -7,6 +8,11 @@ machines as (
         keys=['machine_id'],
         columns=['machine_id', 'line_id', 'model'],
     ) }}
+),
+
+on_this_shard as (
+    select * from machines
+    where {{ var('shard_filter') }}
 )
 
-select * from machines
+select * from on_this_shard
