@@ -3,10 +3,11 @@ chdb-served ClickHouse shards, at their own ports and state folder (never the si
 
 Readings of several machines are produced, `python -m plantwatch.streams.ingest` lands them through the Distributed
 table, and each reading must be on the shard its machine hashes to, exactly once, with `count()` through the Distributed
-table equal to what was produced. Then bench/scale.py's drills, shortened: the active KRaft controller's node killed
-mid-stream, and the second shard stopped for 10 s (a readings topic and an ingest per shard, kafka.topic_per_shard:
-the first shard must keep landing); each must lose and duplicate nothing. What this test started it stops. Marked
-slow; about a minute and a half (30 s of it the cluster's start-up, skipped when it is already up).
+table equal to what was produced. The transform runs per shard and its marts read across the shards. Then
+bench/scale.py's drills, shortened: the active KRaft controller's node killed mid-stream, and the second shard stopped
+for 10 s (a readings topic and an ingest per shard, kafka.topic_per_shard: the first shard must keep landing); each
+must lose and duplicate nothing. What this test started it stops. Marked slow; about two minutes (15-30 s of it the
+cluster's start-up).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from plantwatch import warehouse
+from plantwatch import baseline, warehouse
 from plantwatch.expectations.check import check_once
 from plantwatch.reading import COLUMN_NAMES, encode
 from plantwatch.settings import MACHINE_SHARDING_KEY, PROJECT_ROOT, Settings, environment
@@ -181,7 +182,8 @@ def insert_readings(settings: Settings, start: datetime, seconds: int, *, breach
 def test_the_transform_runs_on_each_shard_and_the_marts_read_across_them(cluster: Settings) -> None:
     """transform.per_shard (the local cluster's default): dbt on each shard over its own machines' local tables;
     through the Distributed tables of the models' names every machine shows once, with the same windows and alerts
-    as one dbt run over the whole cluster; an incremental refresh lands the new windows on their shards."""
+    as one dbt run over the whole cluster, and the data-quality checks pass; an incremental refresh lands the new
+    windows on their shards, and a commissioning fit lands on its machine's shard and scores the next pass."""
     mine = cluster.scoped(f"{cluster.kafka.readings_topic}.per-shard")
     ch = mine.clickhouse
     assert mine.transform.per_shard and ch.shard_database == f"{ch.database}_local"
@@ -229,6 +231,16 @@ def test_the_transform_runs_on_each_shard_and_the_marts_read_across_them(cluster
         ).result_rows
         assert {m for m, _ in latest} == set(PER_SHARD_MACHINES)
         assert all(end > start.timestamp() + 370 for _, end in latest), (start, latest)
+
+        # a commissioning fit reads the windows across the shards and lands on its machine's shard: the next pass
+        # scores that machine against it
+        fitted = baseline.fit(mine, "L1-pump02", start, start + timedelta(seconds=300), transformer=transformer)
+        assert fitted.machine_id == "L1-pump02"
+        transformer.refresh(force=True)
+        scored = "SELECT count() FROM int_machine_window_scores FINAL WHERE baseline_kind = 'commissioning'"
+        assert reads.query(scored).result_rows[0][0] > 0
+        home = warehouse.client(nodes[ch.machine_shard("L1-pump02")])
+        assert home.query(f"SELECT count() FROM {ch.baselines_table}_local").result_rows[0][0] > 0
     finally:
         for node in nodes:
             admin = warehouse.client(node, database="default")
