@@ -141,12 +141,14 @@ class Transformer:
 
     def _invoke_per_shard(self, args: list[str], *, expose: bool) -> RunSummary:
         ch = self.settings.clickhouse
+        creates = expose and args[0] != "test"  # a refresh or a test only reads and fills what exists
         summaries = []
         for shard, transformer in enumerate(self._shards):
             try:
-                warehouse.create_database(transformer.settings)  # dbt creates it on the first node only
+                if creates:  # dbt left it uncreated on the second node (seen): made here, on every node
+                    warehouse.create_database(transformer.settings)
                 summaries.append(transformer._invoke(args))
-                if expose and args[0] != "test":
+                if creates:
                     transformer.operation("expose_shard_models", {"database": ch.database, "cluster": ch.cluster})
             except TransformError as exc:
                 raise TransformError(f"shard {shard}: {exc}") from exc
