@@ -111,10 +111,13 @@ def marts(isolated: Settings) -> Settings:
         admin.command(statement)
     client = warehouse.client(isolated)
     client.command("INSERT INTO machines VALUES ('L1-pump01', 'L1', 'pump')")
+    # a reading a second from a 5-minute boundary 15-20 minutes ago until now: no 5-minute window holds a handful
+    # of readings (a band of zero width), as one that began just before its end would
     client.command(
         "INSERT INTO readings_raw (machine_id, sensor_id, sensor_kind, value, unit, event_time, seq, schema_version) "
-        "SELECT 'L1-pump01', 'temp', 'temperature', 50 + number % 7, 'C', now64(3) - INTERVAL number SECOND, "
-        "1000 - number, 1 FROM numbers(900)"
+        "WITH toStartOfFiveMinutes(now64(3) - INTERVAL 900 SECOND) AS start "
+        "SELECT 'L1-pump01', 'temp', 'temperature', 50 + number % 7, 'C', start + INTERVAL number SECOND, number, 1 "
+        "FROM numbers(toUInt64(dateDiff('second', start, now64(3))))"
     )
     for seconds, start in ((60, "toStartOfMinute"), (300, "toStartOfFiveMinutes")):  # as the dbt mart has them
         client.command(
