@@ -18,10 +18,10 @@ and 28123/29000: never the single-node stack's), then:
 Then the drills, on a fresh 3-broker, 2-shard cluster, each with a paced producer (8,000 readings/s, idempotent,
 acks=all) and one ingest process: the node that is the active KRaft controller (broker too) killed with SIGKILL
 mid-stream and started again 10 s later; the second shard stopped for 20 s, once with one ingest through the
-Distributed table and once with a topic and an ingest per shard (kafka.topic_per_shard). Each prints readings
-produced (acknowledged), landed (distinct, in the readings view), lost, duplicated (shown twice by the view), the
-longest time no reading landed while some waited in Kafka, and for the shard drills what the first shard landed while
-the second was stopped.
+Distributed table and once with a topic and an ingest per shard (kafka.topic_per_shard; each inserting into its
+shard's local table, ingest.into_shard). Each prints readings produced (acknowledged), landed (distinct, in the
+readings view), lost, duplicated (shown twice by the view), the longest time no reading landed while some waited in
+Kafka, and for the shard drills what the first shard landed while the second was stopped.
 
 Everything shares this machine's cores (the brokers, the shards, the producer, the ingest, and whatever else runs):
 a second shard or broker here adds work on the same CPUs, it does not add CPUs. docs/scale-out.md reads the

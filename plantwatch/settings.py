@@ -276,6 +276,10 @@ class IngestSettings(Section):
     # With kafka.topic_per_shard: the shard (0-based) whose topic this ingest lands (`plantwatch ingest --shard k`;
     # each shard's ingests form the group `<consumer_group>.shard<k>`).
     shard: NonNegativeInt | None = None
+    # ... and on a cluster without replicas (the local cluster), insert that shard's readings into its local raw
+    # table on the shard's own node (the local cluster's node addressing), so that the configured node need not be
+    # up for them to land; off: through the Distributed table on the configured node.
+    into_shard: bool = False
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # Messages taken from Kafka at once (or what came within poll_seconds); each partition's run of them goes
     # through the pipeline as one row.
@@ -353,11 +357,16 @@ class Settings(BaseSettings):
         return init_settings, env_settings, toml_source(settings_cls)
 
     @model_validator(mode="after")
-    def _per_shard_needs_unreplicated_shards(self) -> Settings:
+    def _per_shard_modes_need_unreplicated_shards(self) -> Settings:
         if self.transform.per_shard and (self.clickhouse.cluster is None or self.clickhouse.replicated):
             raise ValueError(
                 "transform.per_shard needs a cluster without replicas (clickhouse.cluster set, clickhouse.replicated"
                 " = false: the local cluster); a replicated cluster runs dbt once, with the profile's cluster"
+            )
+        if self.ingest.into_shard and (self.clickhouse.cluster is None or self.clickhouse.replicated):
+            raise ValueError(
+                "ingest.into_shard needs a cluster without replicas (clickhouse.cluster set, clickhouse.replicated"
+                " = false: the local cluster); a replicated shard's ingest inserts through the Distributed table"
             )
         return self
 

@@ -97,13 +97,18 @@ class ClickHouseSink(BaseSink):
     keeps every message and writes at the checkpoint only)."""
 
     def __init__(
-        self, settings: Settings, insert_rows: int = 100_000, flush_first: Callable[[], None] | None = None
+        self,
+        settings: Settings,
+        table: str,
+        insert_rows: int = 100_000,
+        flush_first: Callable[[], None] | None = None,
     ) -> None:
-        """``flush_first`` runs at each checkpoint before the last inserts (the dead-letter producer's flush)."""
+        """``table``: the raw table, or a shard's local table (streams/ingest.py, landing_table). ``flush_first``
+        runs at each checkpoint before the last inserts (the dead-letter producer's flush)."""
         super().__init__()
         self._batches: dict[tuple[str, int], ColumnBatch] = {}  # each partition's open batch
         self._settings = settings
-        self._table = settings.clickhouse.raw_readings_table
+        self._table = table
         self._insert_rows = insert_rows
         self._flush_first = flush_first
         self._client: Client | None = None

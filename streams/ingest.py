@@ -145,7 +145,9 @@ def landing(settings: Settings) -> Settings:
     machines only (their inserts fail and wait; the other shards' ingests never see them).
 
     Either way the rows go into the raw table, on a cluster its Distributed table on the configured node, which puts
-    them on their shard: the transform's materialized views, attached to that node's table, see every insert."""
+    them on their shard - or with ingest.into_shard (the local cluster) straight into the shard's local table on
+    the shard's own node (landing_table): the transform's materialized views, attached to the local tables, see
+    every insert either way."""
     shard, shards = settings.ingest.shard, settings.clickhouse.shards
     if not settings.kafka.topic_per_shard:
         if shard is not None:
@@ -160,7 +162,16 @@ def landing(settings: Settings) -> Settings:
         update={"readings_topic": shard_readings_topic(settings, shard), "topic_per_shard": False}
     )
     ingest = settings.ingest.model_copy(update={"consumer_group": shard_consumer_group(settings, shard)})
-    return settings.model_copy(update={"kafka": kafka, "ingest": ingest})
+    landed = settings.model_copy(update={"kafka": kafka, "ingest": ingest})
+    return warehouse.node_settings(landed, shard) if settings.ingest.into_shard else landed
+
+
+def landing_table(settings: Settings) -> str:
+    """The table the ingest (these settings, as configured: before landing) inserts into: the raw table, or with
+    kafka.topic_per_shard and ingest.into_shard the shard's local table (on that shard's node: landing)."""
+    ch = settings.clickhouse
+    into_shard = settings.kafka.topic_per_shard and settings.ingest.into_shard
+    return f"{ch.raw_readings_table}{ch.local_suffix}" if into_shard else ch.raw_readings_table
 
 
 def check_sharding(settings: Settings) -> None:
@@ -209,7 +220,7 @@ def wait_for_clickhouse(
 
 def run(settings: Settings) -> None:
     """Serve /metrics and consume until SIGTERM or SIGINT."""
-    per_shard = settings.kafka.topic_per_shard
+    per_shard, table = settings.kafka.topic_per_shard, landing_table(settings)
     settings = landing(settings)
     try:
         check_topics(settings)  # before anything is said or served: a missing topic is the one line the user sees
@@ -218,7 +229,7 @@ def run(settings: Settings) -> None:
             raise
     port = serve_metrics(settings, "ingest", settings.ingest.metrics_port or None, settings.ingest.metrics_host)
     logger.info("ingest %s -> %s.%s at %s, metrics on :%d", settings.kafka.readings_topic, settings.clickhouse.database,
-                settings.clickhouse.raw_readings_table, settings.clickhouse.http_url, port)  # fmt: skip
+                table, settings.clickhouse.http_url, port)  # fmt: skip
     pause = RETRY_FIRST_SECONDS
     while True:
         began = time.monotonic()
@@ -231,7 +242,7 @@ def run(settings: Settings) -> None:
             dead_letters = DeadLetterQueue(
                 app.get_producer(), settings.kafka.dead_letter_topic, settings.ingest.dead_letter_max_bytes
             )
-            sink = ClickHouseSink(settings, settings.ingest.insert_rows, flush_first=dead_letters.flush)
+            sink = ClickHouseSink(settings, table, settings.ingest.insert_rows, flush_first=dead_letters.flush)
             build_pipeline(app, settings, dead_letters, sink)
             tune_memory()
             tune_gc()

@@ -497,6 +497,6 @@ def test_enrich_hook_from_settings(isolated: Settings, ingests: Callable[..., In
 
 def test_sink_connects_as_the_ingest_user(settings: Settings, stack: object) -> None:
     warehouse.migrate(settings)  # the configured database, the one the ingest user is granted on
-    sink = ClickHouseSink(settings)
+    sink = ClickHouseSink(settings, settings.clickhouse.raw_readings_table)
     sink.setup()
     assert sink._client.command("SELECT currentUser()") == settings.clickhouse.ingest_user

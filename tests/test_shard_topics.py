@@ -17,7 +17,8 @@ from confluent_kafka.admin import AdminClient
 from plantwatch import warehouse
 from plantwatch.producers.sdk_logger import SdkLogger
 from plantwatch.settings import MACHINE_SHARDING_KEY, PROJECT_ROOT, Settings, environment
-from plantwatch.streams.ingest import IngestError, check_sharding, landing
+from plantwatch.stack.cluster import cluster_environment, local_cluster
+from plantwatch.streams.ingest import IngestError, check_sharding, landing, landing_table
 from plantwatch.topics import ensure_topics, readings_topic_of, readings_topics, topic_names
 from tests.fixtures.kafka_topic import read_topic
 
@@ -87,10 +88,37 @@ def test_an_ingest_per_shard_consumes_its_shards_topic_in_a_group_of_its_own(set
         assert land.kafka.dead_letter_topic == settings.kafka.dead_letter_topic  # one dead-letter topic for all
         assert topic_names(land) == [land.kafka.readings_topic, settings.kafka.dead_letter_topic]
         assert land.ingest.consumer_group == f"{settings.ingest.consumer_group}.shard{shard}"
-        # Inserts still go to the raw table on the configured node (the Distributed table, where the transform's
-        # materialized views are attached).
+        # Inserts still go to the raw table on the configured node (the Distributed table, which puts them on the
+        # local tables the transform's materialized views are attached to).
         assert land.clickhouse == base.clickhouse
+        assert landing_table(base) == settings.clickhouse.raw_readings_table
     assert landing(settings) is settings  # without topic_per_shard: unchanged
+
+
+def test_with_into_shard_an_ingest_per_shard_inserts_into_its_shards_local_table_on_its_node(
+    settings: Settings,
+) -> None:
+    base = sharded(settings, 2)
+    ch = base.clickhouse.model_copy(update={"replicated": False})
+    base = base.model_copy(update={"clickhouse": ch, "ingest": base.ingest.model_copy(update={"into_shard": True})})
+    assert landing_table(base) == f"{ch.raw_readings_table}{ch.local_suffix}"
+    for shard in (0, 1):
+        land = landing(base.model_copy(update={"ingest": base.ingest.model_copy(update={"shard": shard})}))
+        assert land.kafka.readings_topic == f"{settings.kafka.readings_topic}.shard{shard}"
+        assert (land.clickhouse.http_port, land.clickhouse.tcp_port) == ch.node_ports(shard)
+        # the Distributed table's name stays configured: check_sharding reads its engine on the shard's node
+        assert land.clickhouse.raw_readings_table == ch.raw_readings_table
+    without_topics = base.model_copy(update={"kafka": base.kafka.model_copy(update={"topic_per_shard": False})})
+    assert landing_table(without_topics) == ch.raw_readings_table  # one ingest for all: the Distributed table
+
+
+def test_into_shard_is_the_local_clusters_default_and_needs_a_cluster_without_replicas() -> None:
+    cluster = local_cluster(Settings(), brokers=1, shards=2)
+    assert cluster_environment(cluster)["PLANTWATCH_INGEST__INTO_SHARD"] == "true"
+    for clickhouse in ({}, {"cluster": "plantwatch"}):  # no cluster; a replicated one (the default)
+        with pytest.raises(ValueError, match=r"ingest\.into_shard needs a cluster without replicas"):
+            Settings(ingest={"into_shard": True}, clickhouse=clickhouse)
+    assert Settings(ingest={"into_shard": True}, clickhouse={"cluster": "plantwatch", "replicated": False})
 
 
 @pytest.mark.parametrize(

@@ -61,9 +61,10 @@ def local_cluster(settings: Settings, brokers: int, shards: int) -> Settings:
         }
     )  # fmt: skip
     transform = settings.transform.model_copy(update={"per_shard": True})  # dbt on each shard, over its machines
+    ingest = settings.ingest.model_copy(update={"into_shard": True})  # an ingest per shard: into the shard's node
     return settings.model_copy(
         update={"state_dir": settings.state_dir / "cluster", "kafka": kafka, "clickhouse": clickhouse,
-                "transform": transform}
+                "transform": transform, "ingest": ingest}
     )  # fmt: skip
 
 
@@ -86,6 +87,7 @@ def cluster_environment(settings: Settings) -> dict[str, str]:
         "PLANTWATCH_CLICKHOUSE__ROLES": "false",
         **{f"PLANTWATCH_CLICKHOUSE__CLIENT_SETTINGS__{k.upper()}": str(v) for k, v in ch.client_settings.items()},
         "PLANTWATCH_TRANSFORM__PER_SHARD": str(settings.transform.per_shard).lower(),
+        "PLANTWATCH_INGEST__INTO_SHARD": str(settings.ingest.into_shard).lower(),
     }
 
 
