@@ -328,6 +328,9 @@ class TransformSettings(Section):
     # of the models' names in the configured database (docs/scale-out.md). Off: one dbt run over the Distributed
     # tables on the configured node.
     per_shard: bool = False
+    # With per_shard: only this shard (0-based), for a transform process per shard, e.g. each beside its node
+    # (`plantwatch transform --shard k`); unset: every shard in turn, from one process.
+    shard: NonNegativeInt | None = None
 
 
 class Settings(BaseSettings):

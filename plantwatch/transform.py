@@ -111,7 +111,7 @@ def shard_settings(settings: Settings, shard: int) -> Settings:
     node = warehouse.node_settings(settings, shard)
     clickhouse = node.clickhouse.model_copy(update={"database": ch.shard_database})
     transform = settings.transform.model_copy(
-        update={"per_shard": False, "vars": {**settings.transform.vars, **shard_vars}}
+        update={"per_shard": False, "shard": None, "vars": {**settings.transform.vars, **shard_vars}}
     )
     return node.model_copy(update={"clickhouse": clickhouse, "transform": transform})
 
@@ -129,8 +129,7 @@ class Transformer:
         self._manifest: object | None = None
         self._refreshed_up_to: datetime | None = None  # the newest ingest time the last refresh saw
         self._analyses: dict[str, dict[str, str]] = {}
-        shards = range(settings.clickhouse.shards) if settings.transform.per_shard else range(0)
-        self._shards = [Transformer(shard_settings(settings, shard)) for shard in shards]
+        self._shards = {shard: Transformer(shard_settings(settings, shard)) for shard in transform_shards(settings)}
 
     def _invoke(self, args: list[str], *, expose: bool = True) -> RunSummary:
         if self._shards and args[0] in PER_SHARD_COMMANDS:
@@ -143,7 +142,7 @@ class Transformer:
         ch = self.settings.clickhouse
         creates = expose and args[0] != "test"  # a refresh or a test only reads and fills what exists
         summaries = []
-        for shard, transformer in enumerate(self._shards):
+        for shard, transformer in self._shards.items():
             try:
                 if creates:  # dbt left it uncreated on the second node (seen): made here, on every node
                     warehouse.create_database(transformer.settings)
@@ -234,6 +233,18 @@ class Transformer:
 
     def operation(self, macro: str, args: dict[str, str]) -> RunSummary:
         return self._invoke(["run-operation", macro, "--args", json.dumps(args)])
+
+
+def transform_shards(settings: Settings) -> list[int]:
+    """The shards a per-shard transform runs on: transform.shard, or every shard; none without per_shard."""
+    shard, shards = settings.transform.shard, settings.clickhouse.shards
+    if shard is None:
+        return list(range(shards)) if settings.transform.per_shard else []
+    if not settings.transform.per_shard:
+        raise TransformError("transform.shard needs transform.per_shard (dbt on each shard: no replicas)")
+    if shard >= shards:
+        raise TransformError(f"transform.shard {shard}: the cluster has shards 0..{shards - 1}")
+    return [shard]
 
 
 def _summary(command: str, result: dbtRunnerResult, seconds: float) -> RunSummary:

@@ -55,6 +55,11 @@ def test_a_bad_setting_is_one_line_naming_its_variable(variables: dict[str, str]
     assert named in line and says in line
 
 
+def test_transform_shard_without_a_per_shard_transform_is_one_line() -> None:
+    line = one_line(plantwatch("transform", "--shard", "0"))
+    assert "--shard" in line and "transform.per_shard" in line
+
+
 def test_a_bad_config_file_is_one_line_naming_the_file_and_key(tmp_path: Path) -> None:
     broken = tmp_path / "broken.toml"
     broken.write_text("[kafka\nport = 1\n")

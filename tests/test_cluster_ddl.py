@@ -19,7 +19,7 @@ from plantwatch import access, warehouse
 from plantwatch.settings import PROJECT_ROOT, Settings
 from plantwatch.stack import Stack
 from plantwatch.stack.cluster import cluster_environment, local_cluster
-from plantwatch.transform import dbt_env, dbt_vars, shard_settings, target_dir
+from plantwatch.transform import Transformer, TransformError, dbt_env, dbt_vars, shard_settings, target_dir
 
 SQL_FILES = sorted(warehouse.SQL_DIR.glob("*.sql"))
 
@@ -239,3 +239,18 @@ def test_a_per_shard_transform_reads_each_shards_own_tables_and_needs_unreplicat
     for clickhouse in ({}, {"cluster": "plantwatch"}):  # no cluster; a replicated one (the default)
         with pytest.raises(ValueError, match="per_shard needs a cluster without replicas"):
             Settings(transform={"per_shard": True}, clickhouse=clickhouse)
+
+
+def test_a_transform_process_per_shard_runs_only_its_shard() -> None:
+    """transform.shard (`plantwatch transform --shard k`): a Transformer for shard k alone; one out of range, or
+    without per_shard, is one clear error."""
+    cluster = local_cluster(Settings(), brokers=1, shards=2)
+    assert list(Transformer(cluster)._shards) == [0, 1]
+    one = cluster.model_copy(update={"transform": cluster.transform.model_copy(update={"shard": 1})})
+    (shard,) = Transformer(one)._shards.values()
+    assert shard.settings.clickhouse.http_port == cluster.clickhouse.node_ports(1)[0]
+    assert shard.settings.transform.shard is None and not shard._shards
+    with pytest.raises(TransformError, match=r"transform\.shard 2: the cluster has shards 0\.\.1"):
+        Transformer(one.model_copy(update={"transform": one.transform.model_copy(update={"shard": 2})}))
+    with pytest.raises(TransformError, match=r"transform\.shard needs transform\.per_shard"):
+        Transformer(Settings(transform={"shard": 0}))
