@@ -119,7 +119,8 @@ def shard_settings(settings: Settings, shard: int) -> Settings:
 class Transformer:
     """dbt for one warehouse (the settings' database), the project parsed once and reused for every invocation.
 
-    Per shard (transform.per_shard): `build`, `run`, `seed` and `test` run on every shard in turn (shard_settings),
+    Per shard (transform.per_shard): `build`, `run`, `seed` and `test` run on every shard in turn (shard_settings;
+    only transform.shard's with one set: a process per shard),
     and after each shard's build its models are exposed on its node under the configured names (macro
     expose_shard_models: Distributed tables over the models, views over the seeds); what reads the models (the
     analyses, `run-operation`, `docs`) runs once against the configured database, through those."""
