@@ -388,8 +388,8 @@ def test_late_and_out_of_order_readings(drill: Drill) -> None:
     random.Random(3).shuffle(late)
 
     drill.ingest()
-    with SdkLogger(drill.settings) as logger:
-        for machine_id, ts, readings in paced(on_time, RATE):
+    with SdkLogger(drill.settings) as logger:  # how fast they are sent does not matter here: 4x the drills' pace
+        for machine_id, ts, readings in paced(on_time, 4 * RATE):
             logger.log(machine_id, ts, readings)
     on_time_readings = sum(len(m[2]) for m in on_time)
     drill.wait_landed(on_time_readings)
@@ -397,7 +397,7 @@ def test_late_and_out_of_order_readings(drill: Drill) -> None:
     assert spec_breach_windows(drill.settings) == set()
 
     with SdkLogger(drill.settings) as logger:
-        for machine_id, ts, readings in paced(late, RATE):
+        for machine_id, ts, readings in paced(late, 4 * RATE):
             logger.log(machine_id, ts, readings)
     drill.finish(on_time_readings + sum(len(m[2]) for m in late))
     expected = {datetime.fromtimestamp(ms / 1000, UTC) for ms in range(breach_from, breach_to, 10_000)}
