@@ -5,8 +5,9 @@ Everything runs in a database of its own (dropped at the end). The readings are 
 about 29 hours of event time. Printed: the full build (seeds, models, dbt tests) and, after 100k more readings
 (the next ~17 minutes), the incremental run as `plantwatch transform --every` does it (`dbt run` of the models
 that hold state, dbt already loaded in the process): the median of --rounds such runs, each after its own 100k; then
-a run with no new data. Other engineers share these 2 cores: compare the figures within one run (the ratios),
-not across runs.
+a run with no new data, and where such a run's time goes: each model's compiled select run on its own, and how much
+of that is planning (its EXPLAIN). Other engineers share these 2 cores: compare the figures within one run (the
+ratios), not across runs.
 
     .venv/bin/python bench/transform.py [--readings 10000000] [--increment 100000] [--rounds 5]
 """
@@ -14,13 +15,14 @@ not across runs.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 import uuid
 
 from plantwatch import warehouse
 from plantwatch.settings import Settings, get_settings
 from plantwatch.stack import running_stack
-from plantwatch.transform import Transformer
+from plantwatch.transform import Transformer, target_dir
 
 SENSORS = [  # sensor_id, kind, unit, idle, gain, noise
     ("current", "current", "A", 8, 52, 0.6),
@@ -66,6 +68,26 @@ def generate(settings: Settings, first: int, count: int, *, history: bool) -> No
     )
 
 
+def planning(settings: Settings, models: list[str], rounds: int = 3) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds (median of ``rounds``) to EXPLAIN and to run each model's select as dbt last compiled it."""
+    compiled = target_dir(settings) / "target" / "compiled" / "plantwatch" / "models"
+    client = warehouse.client(settings)
+
+    def timed(sql: str) -> float:
+        seconds = []
+        for _ in range(rounds):
+            began = time.monotonic()
+            client.command(sql)
+            seconds.append(time.monotonic() - began)
+        return statistics.median(seconds)
+
+    planned, ran = {}, {}
+    for name in models:
+        sql = next(compiled.glob(f"*/{name}.sql")).read_text()
+        planned[name], ran[name] = timed(f"EXPLAIN {sql}"), timed(f"{sql}\nFORMAT Null")
+    return planned, ran
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--readings", type=int, default=10_000_000)
@@ -102,6 +124,12 @@ def main() -> None:
         print(f"pass with no new data: {time.monotonic() - began:.2f}s ({noop.command})")
         noop = transformer.refresh(force=True)
         print(f"  the same dbt run forced anyway: {noop.seconds:.2f}s")
+        planned, ran = planning(settings, list(noop.timings))
+        print(
+            f"  its models' SQL (each compiled select, nothing new to read): {sum(ran.values()):.2f}s, of which "
+            f"planning (EXPLAIN: analysis, scalar subqueries, sets) {sum(planned.values()):.2f}s; "
+            + ", ".join(f"{name} {planned[name]:.2f}/{ran[name]:.2f}s" for name in sorted(ran, key=ran.get)[::-1])
+        )
         generate(settings, args.readings + args.rounds * args.increment, args.increment, history=False)
         built = transformer.build()
         print(f"incremental dbt build (all nodes + dbt tests) after another {args.increment:,}: {built.seconds:.1f}s")
