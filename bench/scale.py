@@ -13,7 +13,8 @@ and 28123/29000: never the single-node stack's), then:
   steady readings/s between 20% and 95% of the rows (bench/ingest.py's method), and its readings per CPU-second;
 - transform: the first `dbt build` (parse, seeds, every model and test) over the readings just landed, per shard
   (transform.per_shard, the local cluster's default: dbt on each shard over its own machines, one shard after the
-  other; the seconds are their sum).
+  other; the seconds are their sum); on 2 shards then `transform --full-refresh --no-test` twice: the shards in turn
+  from this process, and a process per shard at once (`plantwatch transform --shard k`).
 
 Then the drills, on a fresh 3-broker, 2-shard cluster, each with a paced producer (8,000 readings/s, idempotent,
 acks=all) and one ingest process: the node that is the active KRaft controller (broker too) killed with SIGKILL
@@ -77,6 +78,10 @@ class Figures:
     ingest_per_cpu_second: float = 0.0
     broker_cpu_seconds: float = 0.0
     transform_seconds: float = 0.0  # the first `dbt build` over what the ingest landed (parse included), all shards
+    # `transform --full-refresh --no-test` afterwards: the shards in turn from one process (dbt parsed already), and
+    # a process per shard at once (`--shard k`: each process's start and dbt parse included)
+    rerun_in_turn_seconds: float = 0.0
+    rerun_per_shard_processes_seconds: float = 0.0
 
 
 def fresh_cluster(base: Settings, brokers: int, shards: int) -> Settings:
@@ -201,11 +206,32 @@ def run(base: Settings, brokers: int, shards: int, messages: int, insert_rows: i
         measure_inserts(cluster, figures, insert_rows)
         measure_ingest(cluster, figures, messages * len(SENSORS))
         if transform:
-            figures.transform_seconds = Transformer(cluster).build().seconds
+            transformer = Transformer(cluster)
+            figures.transform_seconds = transformer.build().seconds
+            if shards > 1:
+                began = time.monotonic()
+                transformer.run(full_refresh=True)
+                figures.rerun_in_turn_seconds = time.monotonic() - began
+                figures.rerun_per_shard_processes_seconds = transform_per_shard_processes(cluster)
     finally:
         stack.down()
         shutil.rmtree(cluster.state_dir.parent, ignore_errors=True)
     return figures
+
+
+def transform_per_shard_processes(settings: Settings) -> float:
+    """Seconds for `plantwatch transform --full-refresh --no-test --shard k`, one process per shard, all at once."""
+    env = {**os.environ, **environment(settings)}
+    command = [sys.executable, "-m", "plantwatch.cli", "transform", "--full-refresh", "--no-test", "--shard"]
+    began = time.monotonic()
+    processes = [subprocess.Popen([*command, str(shard)], env=env, cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True)
+                 for shard in range(settings.clickhouse.shards)]  # fmt: skip
+    for process in processes:
+        _, errors = process.communicate(timeout=600)
+        if process.returncode:
+            raise RuntimeError(f"plantwatch transform --shard failed: {errors[-2000:]}")
+    return time.monotonic() - began
 
 
 # --- drills ------------------------------------------------------------------------------------------------------
@@ -450,6 +476,11 @@ def main() -> None:
         print(f"{f.brokers:>7} {min(f.brokers, 3):>3} {f.shards:>6} | {f.produce_rate:>12,.0f} "
               f"{f.broker_cpu_seconds:>12.1f} | {f.distributed_insert_rate:>22,.0f} {per_shard:>22} | "
               f"{f.ingest_rate:>11,.0f} {f.ingest_per_cpu_second:>9,.0f} | {f.transform_seconds:>11.1f}")  # fmt: skip
+    for f in results:
+        if f.rerun_per_shard_processes_seconds:
+            print(f"transform --full-refresh --no-test on {f.shards} shards: the shards in turn from one process "
+                  f"{f.rerun_in_turn_seconds:.1f}s, a process per shard at once (--shard k; start and parse "
+                  f"included) {f.rerun_per_shard_processes_seconds:.1f}s")  # fmt: skip
     if not args.no_drills:
         drills = run_drills(base, args.drill_runs, args.drill)
         print(f"\n{'drill':<66} | {'produced':>9} {'landed':>9} {'lost':>5} {'duplicated':>10} | "
