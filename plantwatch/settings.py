@@ -361,16 +361,18 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _per_shard_modes_need_unreplicated_shards(self) -> Settings:
-        if self.transform.per_shard and (self.clickhouse.cluster is None or self.clickhouse.replicated):
-            raise ValueError(
-                "transform.per_shard needs a cluster without replicas (clickhouse.cluster set, clickhouse.replicated"
-                " = false: the local cluster); a replicated cluster runs dbt once, with the profile's cluster"
-            )
-        if self.ingest.into_shard and (self.clickhouse.cluster is None or self.clickhouse.replicated):
-            raise ValueError(
-                "ingest.into_shard needs a cluster without replicas (clickhouse.cluster set, clickhouse.replicated"
-                " = false: the local cluster); a replicated shard's ingest inserts through the Distributed table"
-            )
+        if self.clickhouse.cluster is not None and not self.clickhouse.replicated:
+            return self
+        modes = {  # each mode that works shard by shard on one node per shard, and what a replicated cluster does
+            "transform.per_shard": (self.transform.per_shard, "runs dbt once, with the profile's cluster"),
+            "ingest.into_shard": (self.ingest.into_shard, "inserts through the Distributed table"),
+        }
+        for name, (on, instead) in modes.items():
+            if on:
+                raise ValueError(
+                    f"{name} needs a cluster without replicas (clickhouse.cluster set, clickhouse.replicated = false:"
+                    f" the local cluster); a replicated cluster {instead}"
+                )
         return self
 
     def scoped(self, name: str, database: str | None = None) -> Settings:

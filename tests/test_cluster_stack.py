@@ -38,7 +38,12 @@ from plantwatch.topics import ensure_topics, topic_names
 from plantwatch.transform import Transformer
 
 sys.path.insert(0, str(PROJECT_ROOT / "bench"))
-from scale import broker_drill, shard_drill, with_topic_per_shard  # bench/scale.py: its drills, shortened
+from scale import (  # bench/scale.py: its drills, shortened, and its transform process per shard
+    broker_drill,
+    shard_drill,
+    transform_per_shard_processes,
+    with_topic_per_shard,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -226,15 +231,8 @@ def test_the_transform_runs_on_each_shard_and_the_marts_read_across_them(cluster
 
         # a transform process per shard (`plantwatch transform --shard k`, both at once) lands the new windows
         insert_readings(mine, start + timedelta(seconds=360), 60, breach=False)
-        env = {**os.environ, **environment(mine)}
-        processes = [
-            subprocess.Popen([sys.executable, "-m", "plantwatch.cli", "transform", "--shard", str(shard)],
-                             cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            for shard in range(ch.shards)
-        ]  # fmt: skip
-        for process in processes:
-            output, _ = process.communicate(timeout=300)
-            assert process.returncode == 0 and "dbt build:" in output, output
+        for output in transform_per_shard_processes(mine):  # raises if one fails
+            assert "dbt build:" in output, output
         latest = reads.query(
             "SELECT machine_id, toUnixTimestamp(max(window_end)) FROM int_sensor_windows GROUP BY ALL"
         ).result_rows
