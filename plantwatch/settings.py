@@ -154,12 +154,15 @@ class ClickHouseSettings(Section):
     # {shard}/{replica} macros) under a `Distributed` table with the table's own name, sharded by a hash of
     # machine_id: the apps, dbt and Grafana read and write the names above unchanged. `replicated = false`: plain
     # *MergeTree on each node, DDL applied node by node (the local cluster: its chdb-served engine cannot replicate).
-    # The local stack's shard k (0-based) listens on http_port/tcp_port + k * shard_port_step.
     cluster: SqlName | None = None
     shards: PositiveInt = 1
     replicas: PositiveInt = 1
     replicated: bool = True
     local_suffix: SqlName = "_local"
+    # Shard k's own node (0-based), for the modes that work shard by shard (ingest.into_shard, transform.per_shard):
+    # shard_hosts[k] on http_port/tcp_port, one host per shard. Unset: the local stack's shard k, on `host` at
+    # http_port/tcp_port + k * shard_port_step.
+    shard_hosts: list[str] = []
     shard_port_step: PositiveInt = 10_000
     # ClickHouse settings every client sends (e.g. {"distributed_foreground_insert": 1}: an insert through a
     # Distributed table returns once every shard has its rows, the local cluster's way).
@@ -169,12 +172,23 @@ class ClickHouseSettings(Section):
     def _cluster_needs_a_name(self) -> ClickHouseSettings:
         if self.cluster is None and (self.shards > 1 or self.replicas > 1):
             raise ValueError("shards or replicas > 1 need clickhouse.cluster (the remote_servers cluster's name)")
+        if self.shard_hosts and len(self.shard_hosts) != self.shards:
+            hosts = len(self.shard_hosts)
+            raise ValueError(f"clickhouse.shard_hosts names {hosts} host(s) for {self.shards} shard(s): one per shard")
         return self
 
     def node_ports(self, shard: int) -> tuple[int, int]:
         """(http, tcp) port of the local stack's shard ``shard`` (0-based)."""
         step = shard * self.shard_port_step
         return self.http_port + step, self.tcp_port + step
+
+    def node(self, shard: int) -> ClickHouseSettings:
+        """These settings pointed at shard ``shard`` (0-based) itself: its host in shard_hosts, else the local
+        stack's shard at its port step."""
+        if self.shard_hosts:
+            return self.model_copy(update={"host": self.shard_hosts[shard]})
+        http_port, tcp_port = self.node_ports(shard)
+        return self.model_copy(update={"http_port": http_port, "tcp_port": tcp_port})
 
     def machine_shard(self, machine_id: str) -> int:
         """The shard (0-based) whose tables hold a machine: MACHINE_SHARDING_KEY modulo the shards."""

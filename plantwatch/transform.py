@@ -128,7 +128,7 @@ class Transformer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._manifest: object | None = None
-        self._refreshed_up_to: datetime | None = None  # the newest ingest time the last refresh saw
+        self._refreshed_up_to: tuple[datetime, ...] | None = None  # the newest ingest time(s) the last refresh saw
         self._analyses: dict[str, dict[str, str]] = {}
         self._shards = {shard: Transformer(shard_settings(settings, shard)) for shard in transform_shards(settings)}
 
@@ -212,11 +212,20 @@ class Transformer:
         self._refreshed_up_to = newest
         return summary
 
-    def _newest_ingest(self) -> datetime:
+    def _newest_ingest(self) -> tuple[datetime, ...]:
+        """The newest ingest time of the raw readings; per shard on the shard's own node for a per-shard transform
+        (a shard's transform process needs no other node)."""
         ch = self.settings.clickhouse
-        names = {"database": ch.database, "table": ch.raw_readings_table}
         query = "select max(ingested_at) from {database:Identifier}.{table:Identifier}"
-        return warehouse.client(self.settings).query(query, parameters=names).result_rows[0][0]
+        if not self._shards:
+            where = [(self.settings, ch.raw_readings_table)]
+        else:
+            local = ch.raw_readings_table + ch.local_suffix
+            where = [(warehouse.node_settings(self.settings, shard), local) for shard in self._shards]
+        return tuple(
+            warehouse.client(node).query(query, parameters={"database": ch.database, "table": table}).result_rows[0][0]
+            for node, table in where
+        )
 
     def analyses(self, folder: str) -> dict[str, str]:
         """The dbt analyses in analyses/<folder>, compiled (dbt resolves the names of the models they read; the values

@@ -190,7 +190,5 @@ def _replicated(engine: re.Match[str], database: str, table: str) -> str:
 
 
 def node_settings(settings: Settings, shard: int) -> Settings:
-    """These settings pointed at the local cluster's shard ``shard`` (0-based) itself."""
-    http_port, tcp_port = settings.clickhouse.node_ports(shard)
-    clickhouse = settings.clickhouse.model_copy(update={"http_port": http_port, "tcp_port": tcp_port})
-    return settings.model_copy(update={"clickhouse": clickhouse})
+    """These settings pointed at the cluster's shard ``shard`` (0-based) itself (ClickHouseSettings.node)."""
+    return settings.model_copy(update={"clickhouse": settings.clickhouse.node(shard)})

@@ -84,6 +84,26 @@ def test_clickhouse_cluster_settings_from_the_environment(monkeypatch: pytest.Mo
     assert ch.node_ports(1) == (18123, 19000)
 
 
+def test_a_shard_on_a_host_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """clickhouse.shard_hosts: the shard-by-shard modes reach shard k at its own host on the configured ports (no
+    port step); a list that does not name one host per shard is refused."""
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("PLANTWATCH_CLICKHOUSE__CLUSTER", "plantwatch")
+    monkeypatch.setenv("PLANTWATCH_CLICKHOUSE__SHARDS", "2")
+    monkeypatch.setenv("PLANTWATCH_CLICKHOUSE__REPLICATED", "false")
+    monkeypatch.setenv("PLANTWATCH_TRANSFORM__PER_SHARD", "true")
+    monkeypatch.setenv("PLANTWATCH_CLICKHOUSE__SHARD_HOSTS", '["ch-shard-0", "ch-shard-1"]')
+    settings = Settings()
+    node = warehouse.node_settings(settings, 1).clickhouse
+    assert (node.host, node.http_port, node.tcp_port, node.database) == ("ch-shard-1", 8123, 9000, "plantwatch")
+    shard = shard_settings(settings, 0).clickhouse
+    assert (shard.host, shard.http_port, shard.database) == ("ch-shard-0", 8123, "plantwatch_local")
+    monkeypatch.setenv("PLANTWATCH_CLICKHOUSE__SHARD_HOSTS", '["ch-shard-0"]')
+    with pytest.raises(ValidationError, match=r"shard_hosts names 1 host\(s\) for 2 shard\(s\)"):
+        Settings()
+
+
 def test_shards_without_a_cluster_name_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     from pydantic import ValidationError
 
