@@ -53,8 +53,10 @@ status: deps ; $(PW) stack status
 demo: deps
 	$(PW) demo
 
+# Two workers, each test module on one of them (tests/conftest.py: pytest_xdist_make_scheduler).
+TEST_WORKERS ?= 2
 test: deps system-deps
-	PLANTWATCH_STOP_STACK=1 $(VENV)/bin/python -m pytest
+	PLANTWATCH_STOP_STACK=1 $(VENV)/bin/python -m pytest -n $(TEST_WORKERS)
 
 bench: deps
 	for script in bench/*.py; do $(VENV)/bin/python $$script || exit 1; done

@@ -1,7 +1,8 @@
 """The soak's 2-minute variant (bench/soak.py): producer, ingest, transform loop and checks as their own processes on
 the real stack, and what must hold of them however short the run.
 
-At 10k readings/s rather than the bench's 20k: the rest of the suite shares the machine's two cores. The bounds on
+At 5k readings/s rather than the bench's 20k: the rest of the suite runs beside it on the machine's two cores
+(`make test`: two workers), and a lag that must come back to 0 after every pass needs headroom for that. The bounds on
 memory are loose (30 s windows at the start and the end of two minutes say little about a leak; the 30-minute run
 does); losing or duplicating a reading, a lag that does not come back to 0 after a transform pass, or a process
 dying fails it.
@@ -22,13 +23,14 @@ SOAK = PROJECT_ROOT / "bench" / "soak.py"
 BUDGET_SECONDS = 210  # the whole run, stack check and clean-up included
 RSS_GROWTH_BOUND = 50.0  # % from the first 30 s of production to the last 30 s, per process of the pipeline
 RSS_BOUND_MIB = 1536.0  # per process of the pipeline, at any sample
+RATE = 5_000  # readings/s
 
 
 def test_soak_two_minutes(stack: Stack, tmp_path: Path) -> None:
     out = tmp_path / "soak"
     began = time.monotonic()
     result = subprocess.run(
-        [sys.executable, str(SOAK), "--minutes", "2", "--rate", "10000", "--out", str(out)],
+        [sys.executable, str(SOAK), "--minutes", "2", "--rate", str(RATE), "--out", str(out)],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -39,7 +41,7 @@ def test_soak_two_minutes(stack: Stack, tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
 
     assert summary["died"] == []
-    assert summary["produced"] >= 0.99 * 10_000 * 120  # two minutes of the plant
+    assert summary["produced"] >= 0.99 * RATE * 120  # two minutes of the plant
     assert summary["produced"] == summary["landed"]
     assert summary["lost"] == 0
     assert summary["duplicated"] == 0
