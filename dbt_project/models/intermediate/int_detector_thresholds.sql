@@ -21,15 +21,15 @@ sensor_scores as (
     select * from {{ ref('int_sensor_window_scores') }} final
 ),
 
-cadence as (
+cadence as materialized (
     select * from {{ ref('int_machine_cadence') }} final
 ),
 
-changed as (
+changed as materialized (
     {{ changed_since(ref('int_sensor_window_scores')) }}
 ),
 
-with_context as (
+with_context as materialized (
     {{ trailing_block_context('changed', 'cadence') }}
 ),
 

@@ -43,7 +43,7 @@ machines as (
     select * from {{ ref('int_machines') }}
 ),
 
-changed as (
+changed as materialized (
     select machine_id, min(since) as since
     from (
         {{ changed_since(ref('int_sensor_windows')) }}

@@ -28,11 +28,11 @@ spec_limits as (
     select * from {{ ref('int_spec_limits') }}
 ),
 
-changed as (
+changed as materialized (
     {{ changed_since(ref('int_sensor_windows')) }}
 ),
 
-with_context as (
+with_context as materialized (
     select
         changed.machine_id as machine_id,
         changed.since as since,

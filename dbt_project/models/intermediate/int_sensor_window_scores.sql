@@ -27,11 +27,11 @@ checks as (
     select * from {{ ref('int_sensor_window_checks') }} final
 ),
 
-changed as (
+changed as materialized (
     {{ changed_since(ref('int_machine_window_scores')) }}
 ),
 
-with_context as (
+with_context as materialized (
     select
         changed.machine_id as machine_id,
         changed.since as since,

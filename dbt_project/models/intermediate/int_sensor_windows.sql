@@ -10,11 +10,11 @@ readings as (
     select * from {{ ref('stg_readings') }}
 ),
 
-cadence as (
+cadence as materialized (
     select * from {{ ref('int_machine_cadence') }} final
 ),
 
-changed as (
+changed as materialized (
     {{ readings_changed_since(cadence='cadence') }}
 ),
 

@@ -16,15 +16,15 @@ checks as (
     select * from {{ ref('int_sensor_window_checks') }} final
 ),
 
-cadence as (
+cadence as materialized (
     select * from {{ ref('int_machine_cadence') }} final
 ),
 
-changed as (
+changed as materialized (
     {{ changed_since(ref('int_sensor_window_checks')) }}
 ),
 
-with_context as (
+with_context as materialized (
     {{ trailing_block_context('changed', 'cadence') }}
 ),
 

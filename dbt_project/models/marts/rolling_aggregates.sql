@@ -14,7 +14,7 @@ readings as (
     select * from {{ ref('stg_readings') }}
 ),
 
-changed as (
+changed as materialized (
     {{ readings_changed_since() }}
 ),
 
