@@ -238,6 +238,23 @@ def test_the_transform_user_may_not_alter_or_drop_the_local_tables_either() -> N
         assert any(line.endswith(f".{name}") and line.startswith("ALTER, DROP") for line in revokes), name
 
 
+def test_on_a_cluster_each_grant_and_revoke_on_a_table_names_its_local_table_too() -> None:
+    """The rows live in the local tables and a per-shard ingest (`ingest.into_shard`) inserts there directly: the
+    ingest user may append to `readings_raw_local` and `fault_labels_local`, and the transform user's INSERT revokes
+    on the raw tables close their local tables too. Without a cluster nothing local is named."""
+    ch = Settings().clickhouse
+    raw, labels = ch.raw_readings_table, ch.fault_labels_table
+    clustered, single = access._statements(with_cluster()), access._statements(Settings())
+    for database in ch.managed_databases:
+        for table in (raw, labels):
+            assert f"INSERT, SHOW COLUMNS ON {database}.{table}_local" in clustered["ingest"]["grants"]
+            assert f"INSERT ON {database}.{table}_local" in clustered["transform"]["revokes"]
+    for role in access.ROLES:
+        assert not any("_local" in line for kind in ("grants", "revokes") for line in single[role][kind]), role
+        for kind in ("grants", "revokes"):  # the cluster adds local twins, and takes nothing away
+            assert set(single[role][kind]) <= set(clustered[role][kind]), (role, kind)
+
+
 def test_a_per_shard_transform_reads_each_shards_own_tables_and_needs_unreplicated_shards() -> None:
     """transform.per_shard (the local cluster's default): dbt on shard k gets node k, the shard database, the local
     tables sharded by machine and the local readings view as sources, the spec limits (configuration, sharded by

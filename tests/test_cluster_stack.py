@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from clickhouse_connect.driver.exceptions import DatabaseError
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
@@ -271,6 +272,27 @@ def test_a_shard_may_connect_but_still_not_start_programs(tmp_path: Path) -> Non
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
                             timeout=30, check=False)  # fmt: skip
     assert result.stdout == "refused", result.stderr
+
+
+def test_on_each_shard_the_ingest_user_appends_to_the_local_raw_table_and_the_transform_user_may_not(
+    cluster: Settings,
+) -> None:
+    """The component users' rights on a shard's own node (the local cluster itself connects as its admin): the
+    ingest user appends to the shard's local raw table, as a per-shard ingest (`ingest.into_shard`) with component
+    users does; the transform user, which may write every derived table, may not write raw readings there either."""
+    ch = cluster.clickhouse
+    with_roles = cluster.model_copy(update={"clickhouse": ch.model_copy(update={"roles": True})})
+    table = f"{ch.database}.{ch.raw_readings_table}{ch.local_suffix}"
+    for shard in range(ch.shards):
+        machine = next(f"rights-{i}" for i in range(100) if ch.machine_shard(f"rights-{i}") == shard)
+        row = [machine, "t0", "temperature", 21.5, "C", datetime.now(UTC), 0, 1]
+        node = warehouse.node_settings(with_roles, shard)
+        with pytest.raises(DatabaseError, match="ACCESS_DENIED"):
+            warehouse.client(node, role="transform").insert(table, [row], column_names=list(COLUMN_NAMES))
+        warehouse.client(node, role="ingest").insert(table, [row], column_names=list(COLUMN_NAMES))
+        admin = warehouse.client(warehouse.node_settings(cluster, shard))
+        assert admin.command(f"SELECT count() FROM {table} WHERE machine_id = '{machine}'") == 1
+        admin.command(f"DELETE FROM {table} WHERE machine_id = '{machine}'")  # the other tests count every row
 
 
 @pytest.mark.parametrize("fault", ["broker", "shard"])
