@@ -215,16 +215,21 @@ class Transformer:
     def _newest_ingest(self) -> tuple[datetime, ...]:
         """The newest ingest time of the raw readings; per shard on the shard's own node for a per-shard transform
         (a shard's transform process needs no other node)."""
-        ch = self.settings.clickhouse
         query = "select max(ingested_at) from {database:Identifier}.{table:Identifier}"
         if not self._shards:
-            where = [(self.settings, ch.raw_readings_table)]
-        else:
-            local = ch.raw_readings_table + ch.local_suffix
-            where = [(warehouse.node_settings(self.settings, shard), local) for shard in self._shards]
+            ch = self.settings.clickhouse
+            where = [(self.settings, ch.database, ch.raw_readings_table)]
+        else:  # each shard's node, and the source tables its dbt reads (shard_settings)
+            where = [
+                (shard.settings, shard.settings.transform.vars["source_database"],
+                 shard.settings.transform.vars["raw_readings_table"])
+                for shard in self._shards.values()
+            ]  # fmt: skip
         return tuple(
-            warehouse.client(node).query(query, parameters={"database": ch.database, "table": table}).result_rows[0][0]
-            for node, table in where
+            warehouse.client(node, database=database)
+            .query(query, parameters={"database": database, "table": table})
+            .result_rows[0][0]
+            for node, database, table in where
         )
 
     def analyses(self, folder: str) -> dict[str, str]:
