@@ -10,11 +10,17 @@ readings as (
     select * from {{ ref('stg_readings') }}
 ),
 
+per_minute as (
+    select * from {{ ref('int_readings_per_minute') }}
+),
+
 unmeasured as (
     select *
     from readings
     {%- if is_incremental() %}
-    where machine_id not in (select machine_id from {{ this }})
+    -- the machines with readings and no cadence yet, found in the small per-minute table: a pass with none reads no
+    -- readings at all (a `not in` straight on the readings read every machine's keys)
+    where machine_id in (select machine_id from per_minute where machine_id not in (select machine_id from {{ this }}))
     {%- endif %}
 ),
 
