@@ -326,6 +326,9 @@ def start_ingests(settings: Settings) -> list[subprocess.Popen]:
     return ingests
 
 
+GIVE_UP_SECONDS = 120  # a drill waits this long past its production for every reading to land
+
+
 def drill(settings: Settings, name: str, seconds: float, fault: Callable[[float], str | None]) -> Drill:
     """Produce with the ingest running (start_ingests) until ``seconds`` after every shard holds readings (the
     ingests are up: their start takes seconds on a loaded machine); from then on ``fault(elapsed since then)`` is
@@ -333,7 +336,9 @@ def drill(settings: Settings, name: str, seconds: float, fault: Callable[[float]
     and stalls are timed. Then wait until every reading landed (or 120 s)."""
     result = Drill(name)
     ingests = start_ingests(settings)
-    producer = PacedProducer(settings, seconds)
+    # producing until the drill gives up, cut to ``seconds`` past the moment every shard lands: an ingest slow to
+    # start (seen: 20 s on a loaded machine) must not let the producer finish before the fault was ever made
+    producer = PacedProducer(settings, seconds + GIVE_UP_SECONDS)
     notes = []
     try:
         producer.start()
@@ -356,7 +361,7 @@ def drill(settings: Settings, name: str, seconds: float, fault: Callable[[float]
                 last_change, last = time.monotonic(), now
             if not producer.is_alive() and not waiting and None not in counts:
                 break
-            if elapsed > seconds + 120:
+            if elapsed > seconds + GIVE_UP_SECONDS:
                 notes.append("gave up waiting")
                 break
             time.sleep(0.2)
