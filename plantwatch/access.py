@@ -125,19 +125,16 @@ def migrated_objects(settings: Settings) -> list[str]:
     return sorted(names)
 
 
-def _with_local_tables(lines: list[str], settings: Settings, migrated: list[str]) -> list[str]:
-    """Grant or revoke lines, and on a cluster each line again on the local table of the object it names, where
-    `db migrate` made one: the rows live there, and a per-shard ingest (`ingest.into_shard`) writes there directly,
-    so a right on the Distributed table alone (or a revoke that leaves the local table open) would not say what the
-    role may do."""
+def _with_local_tables(lines: list[str], values: dict[str, Any], migrated: list[str]) -> list[str]:
+    """Grant or revoke lines, each again on the local table of the object it names where `db migrate` made one (on a
+    cluster; ``migrated`` names local tables only then): the rows live there, and a per-shard ingest
+    (`ingest.into_shard`) writes there directly, so a right on the Distributed table alone (or a revoke that leaves
+    the local table open) would not say what the role may do. ``values``: the ClickHouse settings."""
     out = []
     for line in lines:
         out.append(line)
-        match = re.fullmatch(r"(.* ON \$\{database\}\.)(\$\{\w+\}|\w+)", line)
-        if settings.clickhouse.cluster and match:
-            local = (
-                Template(match.group(2)).substitute(settings.clickhouse.model_dump()) + settings.clickhouse.local_suffix
-            )
+        if match := re.fullmatch(r"(.* ON \$\{database\}\.)(\$\{\w+\}|\w+)", line):
+            local = Template(match.group(2)).substitute(values) + values["local_suffix"]
             if local in migrated:
                 out.append(match.group(1) + local)
     return out
@@ -153,9 +150,9 @@ def _statements(settings: Settings) -> dict[Role, dict[str, list[str]]]:
     for role in ROLES:
         spec = declared[role]
         lines = {
-            "grants": _with_local_tables(spec.get("grants", []), settings, migrated),
+            "grants": _with_local_tables(spec.get("grants", []), values, migrated),
             "revokes": [
-                *_with_local_tables(spec.get("revokes", []), settings, migrated),
+                *_with_local_tables(spec.get("revokes", []), values, migrated),
                 *(f"{spec['revokes_on_migrated']} ON ${{database}}.{name}" for name in migrated
                   if "revokes_on_migrated" in spec),
             ],
