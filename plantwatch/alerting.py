@@ -381,15 +381,18 @@ class Evaluator:
         return self._reader, self._store
 
     def evaluate(self, now: datetime | None = None) -> Evaluation:
-        now = now or datetime.now(UTC)
         try:
             reader, store = self._clients()
             if self.instances is None:
                 self.instances = store.load()
         except Exception as exc:  # ClickHouse down: nothing evaluated, nothing changed; the next call retries
             self._reader = self._store = None
-            return Evaluation(now, [], [], push_error="", save_error=f"ClickHouse: {_first_line(exc)}")
+            return Evaluation(now or datetime.now(UTC), [], [], save_error=f"ClickHouse: {_first_line(exc)}")
         results = [evaluate(rule, reader) for rule in self.rules]
+        # Dated when the results are known, not when the queries began: Alertmanager notifies a new group at once,
+        # without its group_wait, if the alert started longer ago than that - before an inhibiting alert of the
+        # same push is sure to have reached its inhibitor (a slow evaluation on a loaded server did just that).
+        now = now or datetime.now(UTC)
         found = [self._firing(result) for result in results]
         self.instances, events, touched = advance(
             self.instances, found, now, timedelta(seconds=self.settings.alerting.resolved_resend_seconds)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from plantwatch.alert_state import FIRING, PENDING
@@ -123,6 +124,27 @@ def test_for_delays_firing_and_a_blip_shorter_than_for_notifies_nothing(
     assert arrived - opened >= 4.0, "fired before its `for`"
     assert arrived - opened < 20.0
     assert began < opened
+
+
+def test_a_slow_evaluation_dates_its_alerts_when_their_results_are_known(
+    marts: Settings, alertmanager: Alertmanager, receiver: Receiver, tmp_path: Path
+) -> None:
+    # Alertmanager notifies a new group at once if its alert started more than group_wait ago, before an inhibiting
+    # alert of the same push may have reached the inhibitor: an alert dated when a slow evaluation began did that.
+    rules = short_rules(tmp_path / "rules.yaml", marts, {MACHINE: "0s"})
+    document = yaml.safe_load(rules.read_text())
+    for query in (item["model"] for group in document["groups"] for rule in group["rules"] for item in rule["data"]):
+        if "rawSql" in query:
+            query["rawSql"] = f"SELECT * FROM ({query['rawSql']}) WHERE sleep(1.5) = 0"
+    rules.write_text(yaml.safe_dump(document, sort_keys=False))
+    set_open_alerts(marts, ("M1", "machine", ""))
+    began = datetime.now(UTC)
+    evaluation = evaluator(marts, alertmanager, rules).evaluate()
+    [event] = evaluation.events
+    assert event.to_state == FIRING and event.instance.fired_at >= began + timedelta(seconds=1.5)
+    [alert] = get_alerts(alertmanager.address)
+    pushed = datetime.fromisoformat(alert["startsAt"])
+    assert abs(pushed - event.instance.fired_at) < timedelta(milliseconds=1)
 
 
 def start_evaluator(settings: Settings, rules: Path, am: Alertmanager, log: Path) -> subprocess.Popen[bytes]:
