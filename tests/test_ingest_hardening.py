@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -185,13 +186,19 @@ def test_ingest_waits_for_clickhouse_at_start(isolated: Settings, tmp_path: Path
     """ClickHouse not answering at start (a port where nothing listens): the ingest says it waits, and waits,
     instead of a 500-line traceback."""
     process = ingest_command(isolated, PLANTWATCH_CLICKHOUSE__HTTP_PORT=str(free_port()))
-    time.sleep(6)
-    assert process.poll() is None, process.communicate()[0]
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()  # counted as they come: on a loaded machine the imports alone may take several seconds
+
+    def waits() -> int:
+        return sum("waiting for ClickHouse" in line for line in lines)
+
+    wait_for("two tries", lambda: waits() >= 2 or process.poll() is not None, timeout=60)  # the pause doubles
+    assert process.poll() is None and waits() >= 2, "".join(lines)
     process.send_signal(signal.SIGTERM)
-    output = process.communicate(timeout=30)[0]
-    waits = [line for line in output.splitlines() if "waiting for ClickHouse" in line]
-    assert len(waits) >= 2, output  # one line a try, with the pause doubling
-    assert "Traceback" not in output
+    process.wait(30)
+    reader.join(30)
+    assert "Traceback" not in "".join(lines)
 
 
 def test_ingest_on_a_missing_topic_names_the_command_that_creates_it(isolated: Settings) -> None:
