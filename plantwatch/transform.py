@@ -182,7 +182,10 @@ class Transformer:
                 if not parsed.success:
                     raise TransformError(f"dbt parse failed: {parsed.exception}")
                 self._manifest = parsed.result
-            return dbtRunner(manifest=self._manifest).invoke(["--quiet", *args, *common])
+            # no run_results.json / manifest.json after every invocation (0.6-0.7 s of JSON each, read by nothing
+            # here); the documentation site needs its manifest.json
+            artifacts = [] if args[0] == "docs" else ["--no-write-json"]
+            return dbtRunner(manifest=self._manifest).invoke(["--quiet", *args, *artifacts, *common])
 
     def build(self, *, full_refresh: bool = False) -> RunSummary:
         """`dbt build`: seeds, every model (views, dictionaries and materialized views too) and the dbt tests."""
@@ -206,9 +209,8 @@ class Transformer:
         newest = self._newest_ingest()
         if newest == self._refreshed_up_to and not force:
             return RunSummary(command="skip", seconds=0.0, nodes=0, failures=[], timings={})
-        # no run_results.json / manifest.json on every pass (dbt writes both after each invocation: up to 0.7 s here);
         # the models a refresh runs exist already: nothing to expose again on a cluster
-        summary = self._invoke(["run", "--selector", "refresh", "--no-write-json"], expose=False)
+        summary = self._invoke(["run", "--selector", "refresh"], expose=False)
         self._refreshed_up_to = newest
         return summary
 
@@ -236,7 +238,7 @@ class Transformer:
         """The dbt analyses in analyses/<folder>, compiled (dbt resolves the names of the models they read; the values
         they take stay ClickHouse query parameters, {name:Type}), by analysis name. Compiled once per Transformer."""
         if folder not in self._analyses:
-            result = self._dbt(["compile", "--select", f"path:analyses/{folder}", "--no-write-json"])
+            result = self._dbt(["compile", "--select", f"path:analyses/{folder}"])
             _summary("compile", result, 0.0)  # raises on failure
             self._analyses[folder] = {node.node.name: node.node.compiled_code for node in result.result.results}
         return self._analyses[folder]
