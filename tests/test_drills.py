@@ -99,12 +99,9 @@ class Drill:
     plant: Plant
     logs: Path
     record: Callable[[str, object], None]
-    transformer: Transformer = field(init=False)
+    transformer: Transformer
     ingests: list[IngestProcess] = field(default_factory=list)
     background: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=1))
-
-    def __post_init__(self) -> None:
-        self.transformer = Transformer(self.settings)
 
     def service(self, name: str) -> Stack:
         return Stack(self.private, [name])
@@ -163,9 +160,15 @@ class Drill:
                 assert process.stop() == 0, process.log_text()[-2000:]
 
 
+@pytest.fixture(scope="module")
+def transformer(private: Settings) -> Transformer:
+    """One for every drill: they make the same database anew as the same users, so dbt parses the project once."""
+    return Transformer(pinned(private))
+
+
 @pytest.fixture
 def drill(
-    private: Settings, plant: Plant, request: pytest.FixtureRequest, tmp_path: Path,
+    private: Settings, plant: Plant, transformer: Transformer, request: pytest.FixtureRequest, tmp_path: Path,
     record_property: Callable[[str, object], None],
 ) -> Iterator[Drill]:  # fmt: skip
     """Fresh topics, consumer group and state folder for one drill, and the private stack's database made anew
@@ -187,7 +190,7 @@ def drill(
     warehouse.client(settings, database="default").command(f"DROP DATABASE IF EXISTS {settings.clickhouse.database}")
     warehouse.migrate(settings)
     name = request.node.name.removeprefix("test_")
-    this = Drill(name, settings, private, plant, tmp_path, record_property)
+    this = Drill(name, settings, private, plant, tmp_path, record_property, transformer)
     this.transformer.build()
     yield this
     this.background.shutdown(wait=True, cancel_futures=True)
