@@ -1,11 +1,12 @@
 """The soak's 2-minute variant (bench/soak.py): producer, ingest, transform loop and checks as their own processes on
 the real stack, and what must hold of them however short the run.
 
-At 5k readings/s rather than the bench's 20k: the rest of the suite runs beside it on the machine's two cores
-(`make test`: two workers), and a lag that must come back to 0 after every pass needs headroom for that. The bounds on
+At 2.5k readings/s rather than the bench's 20k: the rest of the suite runs beside it on the machine's two cores (`make
+test`: two workers, and the suite is CPU-bound), and a lag that must come back to 0 after every pass needs headroom
+for that. What this variant checks does not depend on the rate; the 30-minute run measures at 20k. The bounds on
 memory are loose (30 s windows at the start and the end of two minutes say little about a leak; the 30-minute run
-does); losing or duplicating a reading, a lag that does not come back to 0 after a transform pass, or a process
-dying fails it.
+does); losing or duplicating a reading, a lag that does not come back to 0 after a transform pass, or a process dying
+fails it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ SOAK = PROJECT_ROOT / "bench" / "soak.py"
 BUDGET_SECONDS = 210  # the whole run, stack check and clean-up included
 RSS_GROWTH_BOUND = 50.0  # % from the first 30 s of production to the last 30 s, per process of the pipeline
 RSS_BOUND_MIB = 1536.0  # per process of the pipeline, at any sample
-RATE = 5_000  # readings/s
+RATE = 2_500  # readings/s
 
 
 def test_soak_two_minutes(stack: Stack, tmp_path: Path) -> None:
