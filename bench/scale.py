@@ -333,7 +333,7 @@ def drill(settings: Settings, name: str, seconds: float, fault: Callable[[float]
     """Produce with the ingest running (start_ingests) until ``seconds`` after every shard holds readings (the
     ingests are up: their start takes seconds on a loaded machine); from then on ``fault(elapsed since then)`` is
     called every 0.2 s to break and mend things (returns a note when it did something; done within ``seconds``),
-    and stalls are timed. Then wait until every reading landed (or 120 s)."""
+    and stalls are timed. Then wait until every reading landed (or GIVE_UP_SECONDS)."""
     result = Drill(name)
     ingests = start_ingests(settings)
     # producing until the drill gives up, cut to ``seconds`` past the moment every shard lands: an ingest slow to
