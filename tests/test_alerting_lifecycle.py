@@ -148,13 +148,22 @@ def test_a_slow_evaluation_dates_its_alerts_when_their_results_are_known(
 
 
 def start_evaluator(settings: Settings, rules: Path, am: Alertmanager, log: Path) -> subprocess.Popen[bytes]:
-    """`plantwatch alerts --every 1s` as its own process, as a user runs it."""
+    """`plantwatch alerts --every 1s` as its own process, as a user runs it; returned once it says it evaluates (its
+    SIGTERM handler is set then: on a loaded machine the imports alone take several seconds)."""
+
+    def banners() -> int:
+        return log.read_text().count("evaluating ") if log.exists() else 0
+
+    before = banners()
     env = {**os.environ, **environment(settings)}
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "plantwatch.cli", "alerts", "--every", "1s", "--rules", str(rules),
          "--alertmanager", am.address],
         env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )  # fmt: skip
+    wait_for("the evaluator started", lambda: banners() > before or process.poll() is not None, timeout=60)
+    assert process.poll() is None, log.read_text()[-2000:]
+    return process
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
