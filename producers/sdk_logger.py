@@ -9,10 +9,18 @@ order, before anything newer, so each machine's order holds and nothing is sent 
 
 The cursor file (``<archive>/cursor.json``) records, per machine, the archive position of the first message Kafka
 has not acknowledged. It is rewritten (atomically) every ``cursor_flush_seconds`` and on close, so a restarted
-process publishes what an earlier one archived but never got acknowledged. Guarantees: across broker outages,
-exactly once and in order; across a graceful stop, the same; across a crash, at least once (what was acknowledged
-after the last cursor write is sent again, downstream folds duplicates) and at most the last unwritten block
-(``archive_block_bytes`` or ``archive_flush_seconds``) is lost from the archive, though it may be in Kafka.
+process publishes what an earlier one archived but never got acknowledged.
+
+A client that holds messages and reports no delivery for ``stall_seconds`` is replaced: its messages are purged, a
+new client is made, and everything not acknowledged is sent again from the archive. Once, in CI, a client stopped
+sending after a broker restart without reporting any error, and ``message.timeout.ms=0`` would have it wait for
+ever. A message the old client had in flight may have reached Kafka: it arrives twice (downstream folds
+duplicates).
+
+Guarantees: across broker outages, exactly once and in order; across a graceful stop, the same; across a crash, at
+least once (what was acknowledged after the last cursor write is sent again, downstream folds duplicates) and at
+most the last unwritten block (``archive_block_bytes`` or ``archive_flush_seconds``) is lost from the archive,
+though it may be in Kafka.
 
 Without an archive (``archive=False``) the backlog can only live in librdkafka's queue: when it is full, ``log``
 waits for room (back-pressure) instead.
@@ -49,6 +57,9 @@ READINGS = Counter("plantwatch_producer_readings", "Readings accepted by the SDK
 MESSAGES = Counter("plantwatch_producer_messages", "Messages (one machine, one instant) accepted")
 DELIVERED = Counter("plantwatch_producer_delivered_messages", "Messages Kafka acknowledged")
 SEND_ERRORS = Counter("plantwatch_producer_send_errors", "Failed deliveries and client errors reported by Kafka")
+CLIENT_REPLACEMENTS = Counter(
+    "plantwatch_producer_client_replacements", "Kafka clients replaced after stall_seconds without a delivery report"
+)
 BACKLOG = Gauge("plantwatch_producer_backlog_messages", "Messages accepted but not yet acknowledged by Kafka")
 ARCHIVE_BYTES = Counter("plantwatch_producer_archive_bytes", "Compressed bytes written to the archive")
 
@@ -57,6 +68,7 @@ CURSOR_FILE = "cursor.json"
 # comes first; a caller that may stay silent for long should call service() now and then itself.
 SERVICE_EVERY = 256
 SERVICE_SECONDS = 0.1
+PURGED = (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT)
 
 
 @dataclass(slots=True)
@@ -85,6 +97,7 @@ class LoggerStats:
     messages: int = 0
     delivered: int = 0
     send_errors: int = 0
+    client_replacements: int = 0
     archive_bytes: int = 0
     backlog: int = 0
 
@@ -143,9 +156,8 @@ class SdkLogger:
         self._last_cursor = time.monotonic()
         self._last_age_flush = time.monotonic()
         self._by_key: dict[bytes, _Stream] = {}
-        self._producer = Producer(
-            {**producer_config(settings), "error_cb": self._on_error, "on_delivery": self._on_delivery}
-        )
+        self._last_report = time.monotonic()  # the last delivery report, or when the client last held nothing
+        self._producer = self._new_client()
         self._lock_file = None
         self.root: Path | None = None
         if archive:
@@ -197,14 +209,20 @@ class SdkLogger:
             except BufferError:
                 self._producer.poll(0.05)
 
+    def _new_client(self) -> Producer:
+        return Producer(
+            {**producer_config(self.settings), "error_cb": self._on_error, "on_delivery": self._on_delivery}
+        )
+
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        self._last_report = time.monotonic()
         stream = self._by_key[msg.key()]
         stream.inflight -= 1
         if err is None:
             if not stream.failed:
                 stream.acked += 1
                 self.stats.delivered += 1
-        elif err.code() != KafkaError._PURGE_QUEUE:  # a purge is close() taking it back; the archive has it
+        elif err.code() not in PURGED:  # close() or a client replacement took it back; the archive has it
             self.stats.send_errors += 1
             if stream.archive is None:
                 log.warning("delivery to Kafka failed for %s (%s); no archive to resend from", stream.machine_id, err)
@@ -229,6 +247,10 @@ class SdkLogger:
         now = time.monotonic()
         self._next_service = now + SERVICE_SECONDS
         if self.root is not None:
+            if not len(self._producer):
+                self._last_report = now
+            elif now - self._last_report >= self.settings.producer.stall_seconds:
+                self._replace_client()
             if now - self._last_age_flush >= self.settings.producer.archive_flush_seconds:
                 self._last_age_flush = now
                 for stream in self._streams.values():
@@ -243,6 +265,29 @@ class SdkLogger:
             if now - self._last_cursor >= self.settings.producer.cursor_flush_seconds:
                 self.save_cursor()
         self._report_metrics()
+
+    def _replace_client(self) -> None:
+        """A new Kafka client for one that made no progress: the old one's messages are purged (their reports served,
+        so that what it did deliver counts), and each machine resends from its first unacknowledged message."""
+        held = len(self._producer)
+        log.warning(
+            "no delivery report from Kafka for %.0f s with %d messages in the client: replacing it, and sending "
+            "what it held again from the archive", self.settings.producer.stall_seconds, held
+        )  # fmt: skip
+        self.stats.client_replacements += 1
+        old = self._producer
+        old.purge(in_queue=True, in_flight=True)
+        deadline = time.monotonic() + 5
+        while len(old) and time.monotonic() < deadline:
+            old.poll(0.05)
+        old.poll(0)
+        self._producer = self._new_client()
+        del old  # destroyed here: nothing it still holds can be sent behind the new client's back
+        for stream in self._streams.values():
+            stream.sent, stream.inflight, stream.failed = stream.acked, 0, False
+            if stream.archive is not None and stream.archive.appended > stream.acked:
+                self._start_draining(stream)
+        self._last_report = time.monotonic()
 
     def _start_draining(self, stream: _Stream) -> None:
         if not stream.draining:
@@ -273,6 +318,7 @@ class SdkLogger:
         MESSAGES.inc(now.messages - before.messages)
         DELIVERED.inc(now.delivered - before.delivered)
         SEND_ERRORS.inc(now.send_errors - before.send_errors)
+        CLIENT_REPLACEMENTS.inc(now.client_replacements - before.client_replacements)
         ARCHIVE_BYTES.inc(now.archive_bytes - before.archive_bytes)
         now.backlog = self.backlog()
         BACKLOG.set(now.backlog)

@@ -10,15 +10,17 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from prometheus_client import REGISTRY
 
+from plantwatch.metrics import free_port
 from plantwatch.producers.archive import iter_range, segments
 from plantwatch.producers.faults import NO_FAULTS
 from plantwatch.producers.plant import load_plant
-from plantwatch.producers.sdk_logger import archive_root
+from plantwatch.producers.sdk_logger import SdkLogger, archive_root, producer_config
 from plantwatch.producers.simulator import run_simulation, simulate
-from plantwatch.reading import decode
+from plantwatch.reading import decode, encode
 from plantwatch.settings import Settings, environment
 from tests.conftest import create_topics
 from tests.fixtures.kafka_topic import read_topic
@@ -91,3 +93,37 @@ def test_archive_and_kafka_hold_the_same_readings(isolated: Settings, kafka_admi
         assert f"republished {len(window)} messages" in cli.stderr
     finally:
         kafka_admin.delete_topics([again])
+
+
+class WedgedFirstClient(SdkLogger):
+    """A logger whose first Kafka client talks to a port where no broker listens: a client that holds messages and
+    never reports a delivery, as one did after a broker restart in CI (without an error either)."""
+
+    def _new_client(self) -> Producer:
+        if getattr(self, "_wedged", False):
+            return super()._new_client()
+        self._wedged = True
+        nowhere = {"bootstrap.servers": f"127.0.0.1:{free_port()}", "on_delivery": self._on_delivery}
+        return Producer({**producer_config(self.settings), **nowhere})
+
+
+def test_a_client_without_progress_is_replaced_and_its_messages_resent(isolated: Settings, tmp_path: Path) -> None:
+    producer = isolated.producer.model_copy(update={"stall_seconds": 2.0})
+    settings = isolated.model_copy(update={"state_dir": tmp_path, "producer": producer})
+    messages = list(simulate(load_plant(settings.producer.plant_file), seed=3, start_ms=START_MS, duration_s=30))
+    replaced_before = metric("plantwatch_producer_client_replacements_total")
+
+    logger = WedgedFirstClient(settings)
+    for machine_id, ts, readings in messages:
+        logger.log(machine_id, ts, readings)
+    assert logger.close(timeout=30), "the backlog was not delivered after the client was replaced"
+
+    assert logger.stats.client_replacements == 1
+    assert metric("plantwatch_producer_client_replacements_total") == replaced_before + 1
+    arrived = defaultdict(list)
+    for record in read_topic(settings):
+        arrived[record.key.decode()].append(record.value)
+    expected = defaultdict(list)
+    for machine_id, ts, readings in messages:
+        expected[machine_id].append(encode(machine_id, ts, readings))
+    assert arrived == expected  # every message once, in order per machine: the wedged client delivered none
