@@ -156,7 +156,8 @@ class SdkLogger:
         self._last_cursor = time.monotonic()
         self._last_age_flush = time.monotonic()
         self._by_key: dict[bytes, _Stream] = {}
-        self._last_report = time.monotonic()  # the last delivery report, or when the client last held nothing
+        self._last_report = time.monotonic()  # the last delivery report
+        self._holding_since: float | None = None  # since when the client has held messages (None: it holds none)
         self._producer = self._new_client()
         self._lock_file = None
         self.root: Path | None = None
@@ -247,10 +248,7 @@ class SdkLogger:
         now = time.monotonic()
         self._next_service = now + SERVICE_SECONDS
         if self.root is not None:
-            if not len(self._producer):
-                self._last_report = now
-            elif now - self._last_report >= self.settings.producer.stall_seconds:
-                self._replace_client()
+            self._watch_client(now)
             if now - self._last_age_flush >= self.settings.producer.archive_flush_seconds:
                 self._last_age_flush = now
                 for stream in self._streams.values():
@@ -265,6 +263,17 @@ class SdkLogger:
             if now - self._last_cursor >= self.settings.producer.cursor_flush_seconds:
                 self.save_cursor()
         self._report_metrics()
+
+    def _watch_client(self, now: float) -> None:
+        """Replace the client once it has held messages for stall_seconds without reporting a delivery. Counted from
+        when it began holding them, not from its last report: a logger called once a minute hands an idle client a
+        message, and that client is not stalled."""
+        if not len(self._producer):
+            self._holding_since = None
+        elif self._holding_since is None:
+            self._holding_since = now
+        elif now - max(self._holding_since, self._last_report) >= self.settings.producer.stall_seconds:
+            self._replace_client()
 
     def _replace_client(self) -> None:
         """A new Kafka client for one that made no progress: the old one's messages are purged (their reports served,
@@ -287,7 +296,7 @@ class SdkLogger:
             stream.sent, stream.inflight, stream.failed = stream.acked, 0, False
             if stream.archive is not None and stream.archive.appended > stream.acked:
                 self._start_draining(stream)
-        self._last_report = time.monotonic()
+        self._holding_since = None
 
     def _start_draining(self, stream: _Stream) -> None:
         if not stream.draining:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,3 +128,17 @@ def test_a_client_without_progress_is_replaced_and_its_messages_resent(isolated:
     for machine_id, ts, readings in messages:
         expected[machine_id].append(encode(machine_id, ts, readings))
     assert arrived == expected  # every message once, in order per machine: the wedged client delivered none
+
+
+def test_a_logger_called_now_and_then_keeps_its_client(isolated: Settings, tmp_path: Path) -> None:
+    """Messages further apart than stall_seconds: in between, the client is idle, not stalled."""
+    producer = isolated.producer.model_copy(update={"stall_seconds": 1.0})
+    settings = isolated.model_copy(update={"state_dir": tmp_path, "producer": producer})
+    messages = list(simulate(load_plant(settings.producer.plant_file), seed=5, start_ms=START_MS, duration_s=2))[:3]
+    with SdkLogger(settings) as logger:
+        for machine_id, ts, readings in messages:
+            logger.log(machine_id, ts, readings)
+            assert logger.flush(timeout=10)
+            time.sleep(1.5)
+        assert logger.stats.client_replacements == 0
+    assert len(read_topic(settings)) == len(messages)
