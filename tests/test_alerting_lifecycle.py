@@ -89,6 +89,10 @@ def test_one_firing_and_one_resolved_notification_per_episode(
         assert len(receiver.alerts("M1", "firing")) == episode
         set_open_alerts(marts)
         until(ev, f"episode {episode} resolved", lambda n=episode: len(receiver.alerts("M1", "resolved")) == n)
+        # Alertmanager may notify the resolution within milliseconds of accepting it (its group's tick just then),
+        # before the evaluation that retires the delivered resolution to normal: that one runs before the next
+        # episode begins (a new episode straight from resolved is right too, but not what this test checks).
+        ev.evaluate()
     run_for(ev, 3)
     assert len(receiver.alerts("M1", "firing")) == 2 and len(receiver.alerts("M1", "resolved")) == 2
     [(_, firing), (_, resolved)] = receiver.alerts("M1", "firing")[:1] + receiver.alerts("M1", "resolved")[:1]
