@@ -11,11 +11,12 @@ The cursor file (``<archive>/cursor.json``) records, per machine, the archive po
 has not acknowledged. It is rewritten (atomically) every ``cursor_flush_seconds`` and on close, so a restarted
 process publishes what an earlier one archived but never got acknowledged.
 
-A client that holds messages and reports no delivery for ``stall_seconds`` is replaced: its messages are purged, a
-new client is made, and everything not acknowledged is sent again from the archive. Once, in CI, a client stopped
-sending after a broker restart without reporting any error, and ``message.timeout.ms=0`` would have it wait for
-ever. A message the old client had in flight may have reached Kafka: it arrives twice (downstream folds
-duplicates).
+A client that holds messages and reports no delivery for ``stall_seconds`` while Kafka answers a client of its
+own (asked from a thread, so that logging goes on) is replaced: its messages are purged, a new client is made, and
+everything not acknowledged is sent again from the archive. Once, in CI, a client stopped sending after a broker
+restart without reporting any error, and ``message.timeout.ms=0`` would have it wait for ever. A message the old
+client had in flight may have reached Kafka: it arrives twice (downstream folds duplicates). While Kafka does not
+answer, it is an outage, which the client waits out as it is.
 
 Guarantees: across broker outages, exactly once and in order; across a graceful stop, the same; across a crash, at
 least once (what was acknowledged after the last cursor write is sent again, downstream folds duplicates) and at
@@ -38,12 +39,14 @@ import fcntl
 import logging
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 
 import orjson
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka.admin import AdminClient
 from prometheus_client import Counter, Gauge
 
 from plantwatch.producers.archive import MachineArchive, Position, iter_range
@@ -121,6 +124,15 @@ def producer_config(settings: Settings) -> dict[str, object]:
     }
 
 
+def kafka_answers(settings: Settings, timeout: float = 5.0) -> bool:
+    """Whether the cluster answers a metadata request from a client of its own within the timeout."""
+    try:
+        AdminClient(settings.kafka.client_config()).list_topics(timeout=timeout)
+    except KafkaException:
+        return False
+    return True
+
+
 def archive_root(settings: Settings) -> Path:
     return settings.state_dir / settings.producer.archive_dir
 
@@ -158,6 +170,8 @@ class SdkLogger:
         self._by_key: dict[bytes, _Stream] = {}
         self._last_report = time.monotonic()  # the last delivery report
         self._holding_since: float | None = None  # since when the client has held messages (None: it holds none)
+        self._prober = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-probe")
+        self._probe: Future[bool] | None = None  # is Kafka answering? (asked once the client looks stalled)
         self._producer = self._new_client()
         self._lock_file = None
         self.root: Path | None = None
@@ -265,15 +279,25 @@ class SdkLogger:
         self._report_metrics()
 
     def _watch_client(self, now: float) -> None:
-        """Replace the client once it has held messages for stall_seconds without reporting a delivery. Counted from
-        when it began holding them, not from its last report: a logger called once a minute hands an idle client a
-        message, and that client is not stalled."""
+        """Replace the client once it has held messages for stall_seconds without reporting a delivery, if Kafka
+        answers another client meanwhile. Counted from when it began holding them, not from its last report: a
+        logger called once a minute hands an idle client a message, and that client is not stalled."""
         if not len(self._producer):
-            self._holding_since = None
-        elif self._holding_since is None:
+            self._holding_since = self._probe = None  # (a probe's answer is about a stall that is over)
+            return
+        if self._holding_since is None:
             self._holding_since = now
-        elif now - max(self._holding_since, self._last_report) >= self.settings.producer.stall_seconds:
-            self._replace_client()
+        if now - max(self._holding_since, self._last_report) < self.settings.producer.stall_seconds:
+            self._probe = None
+            return
+        if self._probe is None:
+            self._probe = self._prober.submit(kafka_answers, self.settings)
+        elif self._probe.done():
+            answers, self._probe = self._probe.result(), None
+            if answers:
+                self._replace_client()
+            else:  # an outage: the client waits it out; asked again after another stall_seconds
+                self._holding_since = now
 
     def _replace_client(self) -> None:
         """A new Kafka client for one that made no progress: the old one's messages are purged (their reports served,
@@ -408,6 +432,7 @@ class SdkLogger:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+        self._prober.shutdown(wait=False, cancel_futures=True)
         return done
 
     def __enter__(self) -> SdkLogger:

@@ -4,6 +4,7 @@ test stops and starts; the shared stack's Kafka is never touched."""
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,6 +70,21 @@ def test_outage_and_restart_lose_nothing_and_duplicate_nothing(private_kafka: Se
     assert first.backlog() == len(parts[1]) > QUEUE
     assert REGISTRY.get_sample_value("plantwatch_producer_backlog_messages") == len(parts[1])
     assert not first.close(timeout=1)  # the process stops while Kafka is still away
+
+    # Meanwhile a logger whose client looks stalled after a second asks Kafka, gets no answer and keeps its client:
+    # an outage is waited out, not met with new clients (each would resend, and may duplicate, what the last held).
+    watched = SdkLogger(
+        settings.model_copy(
+            update={"state_dir": tmp_path / "watched", "producer": producer.model_copy(update={"stall_seconds": 1.0})}
+        )
+    )
+    for machine_id, ts, readings in parts[1][:10]:
+        watched.log(machine_id, ts, readings)
+    for _ in range(80):  # 8 s: a stall, a probe that times out (5 s), and the next stall
+        watched.service()
+        time.sleep(0.1)
+    assert watched.stats.client_replacements == 0
+    assert not watched.close(timeout=0)
 
     second = SdkLogger(settings)  # ... and starts again: it finds the backlog through its cursor
     assert second.backlog() == len(parts[1])
