@@ -240,9 +240,10 @@ class ProducerSettings(Section):
     compression: str = "lz4"
     queue_max_messages: PositiveInt = 200_000
     queue_max_kbytes: PositiveInt = 1 << 20
-    # A Kafka client holding messages that has reported no delivery for this long is replaced by a new one, and
-    # what it held is sent again from the archive (with an archive only): a client wedged after a broker restart
-    # (seen once in CI) would otherwise wait forever, as message.timeout.ms=0 never gives a message up.
+    # A Kafka client holding messages that has reported no delivery for this long, while Kafka answers another
+    # client, is replaced by a new one, and what it held is sent again from the archive (with an archive only): a
+    # client wedged after a broker restart (seen once in CI) would otherwise wait forever, as message.timeout.ms=0
+    # never gives a message up. While Kafka does not answer, the client waits the outage out.
     stall_seconds: PositiveFloat = 30.0
 
 

@@ -46,13 +46,12 @@ from types import TracebackType
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
-from confluent_kafka.admin import AdminClient
 from prometheus_client import Counter, Gauge
 
 from plantwatch.producers.archive import MachineArchive, Position, iter_range
 from plantwatch.reading import IDENTIFIER, encode
 from plantwatch.settings import Settings
-from plantwatch.topics import readings_topic_of
+from plantwatch.topics import admin_client, readings_topic_of
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +126,7 @@ def producer_config(settings: Settings) -> dict[str, object]:
 def kafka_answers(settings: Settings, timeout: float = 5.0) -> bool:
     """Whether the cluster answers a metadata request from a client of its own within the timeout."""
     try:
-        AdminClient(settings.kafka.client_config()).list_topics(timeout=timeout)
+        admin_client(settings).list_topics(timeout=timeout)
     except KafkaException:
         return False
     return True
